@@ -1,0 +1,270 @@
+"""App data: SQLAlchemy 2 models, the engine, Alembic migrations and small repositories.
+
+The database is the truth for what onward has seen and done. Idempotency lives here as
+unique constraints: one ledger row per (mailbox, message key), one event per
+(kind, message).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    sessionmaker,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and gives them back aware, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Mailbox(Base):
+    """A connected mailbox and its sync cursor. Never holds a secret, only where it is kept."""
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "imap" | "maildir"
+    address: Mapped[str | None] = mapped_column(String(320))
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    username: Mapped[str | None] = mapped_column(String(320))
+    security: Mapped[str | None] = mapped_column(String(20))  # "tls" | "starttls" | "plain"
+    auth: Mapped[str | None] = mapped_column(String(20))  # "password" | "xoauth2"
+    secret_ref: Mapped[str | None] = mapped_column(String(500))
+    ca_file: Mapped[str | None] = mapped_column(String(1000))
+    path: Mapped[str | None] = mapped_column(String(1000))
+    folder: Mapped[str] = mapped_column(String(500), default="INBOX")
+    drafts_folder: Mapped[str | None] = mapped_column(String(500))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int | None] = mapped_column(BigInteger)
+    watch_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerEntry(Base):
+    """What the watch recorded for one message: handled, or malformed with the reason."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("mailbox_id", "key", name="uq_ledger_mailbox_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(998))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))  # "recorded" | "malformed" | "failed"
+    error: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    from_addr: Mapped[str | None] = mapped_column(String(320))
+    from_name: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[list[str] | None] = mapped_column(JSON)
+    label: Mapped[str | None] = mapped_column(String(40))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DomainEvent(Base):
+    """Something that happened and that reactions consume (e.g. ``rejection.detected``)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("kind", "ledger_id", name="uq_events_kind_ledger"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("ledger.id", ondelete="CASCADE"))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- engine and migrations -------------------------------------------------------------
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for ``url``; SQLite gets WAL and a busy timeout so a CLI and a worker can share it."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("tasks") / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@dataclass
+class Store:
+    """The engine plus a session factory; one ``unit_of_work()`` per piece of work."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> Store:
+        engine = make_engine(url)
+        if upgrade:
+            migrate(engine)
+        return cls(engine, sessionmaker(engine, expire_on_commit=False))
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        with self.sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# --- repositories: they take a session and never open one -------------------------------
+
+
+def get_mailbox(session: Session, name: str | None = None) -> Mailbox | None:
+    """The mailbox called ``name``, or the only/most recent one when ``name`` is None."""
+    query = select(Mailbox)
+    if name is not None:
+        query = query.where(Mailbox.name == name)
+    else:
+        query = query.order_by(Mailbox.created_at.desc(), Mailbox.id.desc())
+    return session.scalars(query.limit(1)).first()
+
+
+def known_keys(session: Session, mailbox_id: int, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    rows = session.scalars(
+        select(LedgerEntry.key).where(
+            LedgerEntry.mailbox_id == mailbox_id, LedgerEntry.key.in_(keys)
+        )
+    )
+    return set(rows)
+
+
+def add_ledger_entry(session: Session, entry: LedgerEntry) -> LedgerEntry | None:
+    """Insert ``entry`` unless its (mailbox, key) is already there; None when it was."""
+    try:
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+    except IntegrityError:
+        return None
+    return entry
+
+
+def add_event(
+    session: Session, kind: str, entry: LedgerEntry, payload: dict[str, Any]
+) -> DomainEvent | None:
+    existing = session.scalars(
+        select(DomainEvent).where(DomainEvent.kind == kind, DomainEvent.ledger_id == entry.id)
+    ).first()
+    if existing is not None:
+        return None
+    ev = DomainEvent(kind=kind, mailbox_id=entry.mailbox_id, ledger_id=entry.id, payload=payload)
+    try:
+        with session.begin_nested():
+            session.add(ev)
+            session.flush()
+    except IntegrityError:
+        return None
+    return ev
+
+
+def ledger_counts(session: Session, mailbox_id: int) -> dict[str, int]:
+    """Counts per status and per label, for ``onward status``."""
+    counts: dict[str, int] = {"total": 0}
+    for status, n in session.execute(
+        select(LedgerEntry.status, func.count())
+        .where(LedgerEntry.mailbox_id == mailbox_id)
+        .group_by(LedgerEntry.status)
+    ):
+        counts[status] = n
+        counts["total"] += n
+    for label, n in session.execute(
+        select(LedgerEntry.label, func.count())
+        .where(LedgerEntry.mailbox_id == mailbox_id, LedgerEntry.label.is_not(None))
+        .group_by(LedgerEntry.label)
+    ):
+        counts[f"label:{label}"] = n
+    return counts
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
