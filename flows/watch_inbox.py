@@ -1,0 +1,128 @@
+"""watch_inbox: one incremental pass over the watched folder, recorded in the ledger."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.runtime import flow_run
+from prefect.tasks import Task
+
+from config.settings import load_settings
+from tasks.accounts import Account, open_backend
+from tasks.errors import MailboxConnectError, MailboxError, TransientMailboxError
+from tasks.steps import message_step
+from tasks.store import Store, get_mailbox
+from tasks.sync import MailboxNotConnectedError, sync_once
+
+
+def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only what a retry can fix: a dropped connection or an unreachable server."""
+    try:
+        state.result()
+    except (TransientMailboxError, MailboxConnectError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+@task(
+    name="sync mailbox",
+    task_run_name="sync {mailbox}",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+)
+def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None) -> dict[str, Any]:
+    """Fetch what is new, parse it, hand it to the per-message step, record it."""
+    settings = load_settings(Path(config_file) if config_file else None)
+    store = Store.open(settings.database_url)
+    try:
+        with store.unit_of_work() as session:
+            row = get_mailbox(session, mailbox)
+            if row is None:
+                raise MailboxNotConnectedError(
+                    "no mailbox is connected; run `onward connect` first"
+                )
+            account = Account.from_row(row, settings)
+        try:
+            with closing(open_backend(account, settings)) as backend:
+                report = sync_once(
+                    store,
+                    account.name,
+                    backend,
+                    since=parse_since(since),
+                    handler=message_step(settings, account),
+                    batch_size=settings.sync.batch_size,
+                    max_text_bytes=settings.sync.max_text_bytes,
+                )
+        except MailboxError as exc:
+            with store.unit_of_work() as session:
+                failed = get_mailbox(session, account.name)
+                if failed is not None:
+                    failed.last_error = str(exc)
+            raise
+        return report.as_dict()
+    finally:
+        store.close()
+
+
+def _run_name() -> str:
+    params = flow_run.parameters
+    return f"watch {params.get('mailbox') or 'inbox'}"
+
+
+@flow(name="watch_inbox", flow_run_name=_run_name, log_prints=False)
+def watch_inbox(
+    mailbox: str | None = None, since: str | None = None, config_file: str | None = None
+) -> dict[str, Any]:
+    """Sync new mail from the watched folder into the ledger (``since``: ISO date backfill)."""
+    logger = get_run_logger()
+    report = sync_mailbox(mailbox, since, config_file)
+    summary = describe(report)
+    logger.info(summary)
+    if report["recorded"] or report["malformed"] or report["uidvalidity_changed"]:
+        create_markdown_artifact(
+            key="watch-inbox-summary",
+            markdown=f"### Inbox pass\n\n{summary}\n\n" + _labels_table(report),
+            description="What the last inbox pass found",
+        )
+    return report
+
+
+def describe(report: dict[str, Any]) -> str:
+    parts = [f"{report['recorded']} new message(s) recorded"]
+    if report["already_known"]:
+        parts.append(f"{report['already_known']} already known")
+    if report["malformed"]:
+        parts.append(f"{report['malformed']} malformed (recorded and skipped)")
+    if report["failed"]:
+        parts.append(f"{report['failed']} failed in the message step")
+    if report["first_run"] and not report["seen"]:
+        parts.append("first run: watching from now on (use --since DATE to backfill)")
+    if report["uidvalidity_changed"]:
+        parts.append("UIDVALIDITY changed: re-read mail since the watch started")
+    return f"{report['mailbox']}: " + ", ".join(parts)
+
+
+def _labels_table(report: dict[str, Any]) -> str:
+    labels: dict[str, int] = report.get("labels") or {}
+    if not labels:
+        return ""
+    rows = "\n".join(f"| {label} | {n} |" for label, n in sorted(labels.items()))
+    return f"| label | messages |\n|---|---|\n{rows}\n"

@@ -1,0 +1,74 @@
+"""Turn a stored mailbox row into a live backend, with its secret read at connect time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.settings import Settings
+from tasks.errors import ConfigError
+from tasks.imap import ImapConfig, ImapMailbox
+from tasks.mailbox import Mailbox
+from tasks.maildir import MaildirMailbox
+from tasks.secrets import load_secret
+from tasks.store import Mailbox as MailboxRow
+
+
+@dataclass(frozen=True)
+class Account:
+    """A detached copy of what is needed to open a mailbox; safe to pass between threads."""
+
+    name: str
+    kind: str
+    folder: str
+    address: str | None
+    imap: ImapConfig | None = None
+    secret_ref: str | None = None
+    path: str | None = None
+
+    @classmethod
+    def from_row(cls, row: MailboxRow, settings: Settings) -> Account:
+        imap = None
+        if row.kind == "imap":
+            if not (row.host and row.username):
+                raise ConfigError(f"mailbox {row.name!r} is incomplete; run `onward connect` again")
+            imap = ImapConfig(
+                host=row.host,
+                port=row.port,
+                username=row.username,
+                security=row.security or "tls",
+                auth=row.auth or "password",
+                folder=row.folder,
+                ca_file=row.ca_file,
+                connect_timeout=settings.sync.connect_timeout_seconds,
+                read_timeout=settings.sync.read_timeout_seconds,
+            )
+        return cls(
+            name=row.name,
+            kind=row.kind,
+            folder=row.folder,
+            address=row.address,
+            imap=imap,
+            secret_ref=row.secret_ref,
+            path=row.path,
+        )
+
+
+def open_backend(account: Account, settings: Settings) -> Mailbox:
+    """A backend for ``account``, not yet connected."""
+    if account.kind == "maildir":
+        if not account.path:
+            raise ConfigError(f"mailbox {account.name!r} has no Maildir path; run `onward connect`")
+        return MaildirMailbox(
+            Path(account.path),
+            account.folder,
+            poll_interval=min(2.0, settings.sync.poll_interval_seconds),
+        )
+    if account.kind == "imap" and account.imap is not None:
+        ref = account.secret_ref
+        if ref is None:
+            raise ConfigError(
+                f"mailbox {account.name!r} has no stored secret; run `onward connect`"
+            )
+        return ImapMailbox(account.imap, lambda: load_secret(settings.secrets_dir, ref))
+    raise ConfigError(f"mailbox {account.name!r} has unknown kind {account.kind!r}")
