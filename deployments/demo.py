@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from importlib import resources
@@ -14,7 +15,6 @@ from sqlalchemy import select
 
 from config.settings import load_settings
 from tasks.maildir import create_maildir, deliver_to_maildir
-from tasks.mailbox import message_id_from_header
 from tasks.store import LedgerEntry, Mailbox, Store
 
 DEMO_ADDRESS = "sam.rivera@example.org"
@@ -96,11 +96,8 @@ def run_demo(directory: Path | None, started: float) -> int:
     return 0
 
 
-def _stepper(started: float):  # type: ignore[no-untyped-def]
+def _stepper(started: float) -> Callable[[str], None]:
     def step(text: str) -> None:
         print(f"[{time.monotonic() - started:5.1f}s] {text}", flush=True)
 
     return step
-
-
-__all__ = ["build_demo_maildir", "message_id_from_header", "run_demo", "sample_messages"]

@@ -392,6 +392,8 @@ def compose_raw(header: bytes, part: TextPart | None, body: bytes, cap: int) -> 
     The part may be cut mid-character or mid-base64-quantum; it is decoded here, leniently,
     so the parser always sees clean UTF-8 with no transfer encoding.
     """
+    if not header.strip():
+        return b""  # no header field at all: the parser records it as malformed
     header = header.rstrip(b"\r\n") + b"\r\n"
     if part is None:
         return header + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"

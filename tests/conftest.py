@@ -1,0 +1,93 @@
+"""Shared fixtures: settings in a temp ONWARD_HOME, a store on SQLite and PostgreSQL, Prefect.
+
+PostgreSQL runs when ONWARD_TEST_DATABASE_URL points at a server where we may create
+databases (CI sets it, together with ONWARD_REQUIRE_POSTGRES=1 so a skip becomes a failure).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from config.settings import Settings, load_settings
+from tasks.store import Mailbox, Store
+
+pytest_plugins = ["tests.fixtures_dovecot"]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("ONWARD_TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("ONWARD_REQUIRE_POSTGRES") == "1":
+            pytest.fail("ONWARD_REQUIRE_POSTGRES=1 but ONWARD_TEST_DATABASE_URL is not set")
+        pytest.skip("set ONWARD_TEST_DATABASE_URL to run the PostgreSQL variant")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'onward.db'}"
+        return
+    admin_url = _postgres_admin_url()
+    assert admin_url is not None
+    name = f"onward_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.fail(f"cannot create a database on {admin_url}: {exc}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    home = tmp_path / "home"
+    home.mkdir()
+    return load_settings(environ={"ONWARD_HOME": str(home), "ONWARD_DATABASE_URL": database_url})
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    st = Store.open(settings.database_url)
+    yield st
+    st.close()
+
+
+def add_mailbox(store: Store, **fields: object) -> str:
+    """Insert a mailbox row the way `onward connect` would; returns its name."""
+    fields.setdefault("name", "test")
+    with store.unit_of_work() as session:
+        session.add(Mailbox(**fields))
+    return str(fields["name"])
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One real Prefect API for the whole session (temporary SQLite, own result storage)."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    results = tmp_path_factory.mktemp("prefect-results")
+    with (
+        temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        yield
