@@ -6,13 +6,14 @@ import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from tasks.maildir import MaildirMailbox, create_maildir, deliver_to_maildir
 from tasks.store import LedgerEntry, Store
-from tasks.sync import sync_once
+from tasks.sync import SyncReport, sync_once
 from tests.conftest import add_mailbox
 from tests.mailgen import MALFORMED, make_mail
 
@@ -37,21 +38,22 @@ def maildir(tmp_path: Path) -> Path:
     return create_maildir(tmp_path / "Maildir")
 
 
-def _sync(store: Store, root: Path, **kw: object) -> object:
+def _sync(store: Store, root: Path, **kw: Any) -> SyncReport:
     with MaildirMailbox(root) as box:
-        return sync_once(store, "test", box, **kw)  # type: ignore[arg-type]
+        return sync_once(store, "test", box, **kw)
 
 
 def test_first_run_ignores_old_mail_then_records_new_once(store: Store, maildir: Path) -> None:
     add_mailbox(store, kind="maildir", path=str(maildir))
     deliver_to_maildir(maildir, make_mail(1))
     first = _sync(store, maildir)
-    assert first.first_run and first.recorded == 0  # type: ignore[attr-defined]
+    assert first.first_run
+    assert first.recorded == 0
     deliver_to_maildir(maildir, make_mail(2))
     second = _sync(store, maildir)
-    assert second.recorded == 1  # type: ignore[attr-defined]
+    assert second.recorded == 1
     assert _ledger_keys(store) == ["<test-2@company.example>"]
-    assert _sync(store, maildir).recorded == 0  # type: ignore[attr-defined]
+    assert _sync(store, maildir).recorded == 0
 
 
 def test_since_backfills_history(store: Store, maildir: Path) -> None:
@@ -61,9 +63,9 @@ def test_since_backfills_history(store: Store, maildir: Path) -> None:
     os.utime(old, (ancient, ancient))
     deliver_to_maildir(maildir, make_mail(2))
     report = _sync(store, maildir, since=datetime(2020, 1, 1, tzinfo=UTC))
-    assert report.recorded == 1  # type: ignore[attr-defined]
+    assert report.recorded == 1
     report = _sync(store, maildir, since=datetime(2000, 1, 1, tzinfo=UTC))
-    assert report.recorded == 1  # type: ignore[attr-defined]
+    assert report.recorded == 1
     assert sorted(_ledger_keys(store)) == ["<test-1@company.example>", "<test-2@company.example>"]
 
 
@@ -73,7 +75,7 @@ def test_reading_changes_no_file(store: Store, maildir: Path) -> None:
     for n in range(5):
         deliver_to_maildir(maildir, make_mail(n), flags="" if n % 2 else "S")
     before = _snapshot(maildir)
-    assert _sync(store, maildir).recorded == 5  # type: ignore[attr-defined]
+    assert _sync(store, maildir).recorded == 5
     assert _snapshot(maildir) == before
 
 
@@ -84,11 +86,11 @@ def test_malformed_message_is_recorded_and_skipped(store: Store, maildir: Path) 
     deliver_to_maildir(maildir, MALFORMED)
     deliver_to_maildir(maildir, make_mail(3))
     report = _sync(store, maildir)
-    assert (report.recorded, report.malformed) == (2, 1)  # type: ignore[attr-defined]
+    assert (report.recorded, report.malformed) == (2, 1)
     with store.unit_of_work() as session:
         bad = session.scalars(select(LedgerEntry).where(LedgerEntry.status == "malformed")).one()
         assert bad.error
-    assert _sync(store, maildir).malformed == 0  # type: ignore[attr-defined]
+    assert _sync(store, maildir).malformed == 0
 
 
 def test_crash_between_fetch_and_ledger_write_loses_and_repeats_nothing(
@@ -106,7 +108,7 @@ def test_crash_between_fetch_and_ledger_write_loses_and_repeats_nothing(
         _sync(store, maildir, crash_after_fetch=crash, batch_size=3)
     assert _ledger_keys(store) == []
     report = _sync(store, maildir, batch_size=3)
-    assert report.recorded == 7  # type: ignore[attr-defined]
+    assert report.recorded == 7
     with store.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 7
 
@@ -117,7 +119,7 @@ def test_recreated_maildir_is_a_uidvalidity_change_without_repeats(
     add_mailbox(store, kind="maildir", path=str(maildir))
     _sync(store, maildir)
     deliver_to_maildir(maildir, make_mail(1))
-    assert _sync(store, maildir).recorded == 1  # type: ignore[attr-defined]
+    assert _sync(store, maildir).recorded == 1
     # Restore from a copy: new inodes, new ctimes, same messages, plus one new message.
     copy = tmp_path / "copy"
     shutil.copytree(maildir, copy)
@@ -125,8 +127,8 @@ def test_recreated_maildir_is_a_uidvalidity_change_without_repeats(
     shutil.copytree(copy, maildir)
     deliver_to_maildir(maildir, make_mail(2))
     report = _sync(store, maildir)
-    assert report.uidvalidity_changed  # type: ignore[attr-defined]
-    assert report.recorded == 1  # type: ignore[attr-defined]
+    assert report.uidvalidity_changed
+    assert report.recorded == 1
     assert sorted(_ledger_keys(store)) == ["<test-1@company.example>", "<test-2@company.example>"]
 
 
@@ -134,11 +136,11 @@ def test_flag_change_by_a_mail_client_does_not_repeat(store: Store, maildir: Pat
     add_mailbox(store, kind="maildir", path=str(maildir))
     _sync(store, maildir)
     path = deliver_to_maildir(maildir, make_mail(1))
-    assert _sync(store, maildir).recorded == 1  # type: ignore[attr-defined]
+    assert _sync(store, maildir).recorded == 1
     os.rename(path, maildir / "cur" / (path.name + ":2,S"))  # what a mail client does
     report = _sync(store, maildir)
-    assert report.recorded == 0  # type: ignore[attr-defined]
-    assert report.already_known == 1  # type: ignore[attr-defined]
+    assert report.recorded == 0
+    assert report.already_known == 1
 
 
 def test_not_a_maildir_is_a_clear_error(tmp_path: Path) -> None:
@@ -156,5 +158,6 @@ def test_watch_start_is_recorded(store: Store, maildir: Path) -> None:
 
     with store.unit_of_work() as session:
         row = get_mailbox(session, "test")
-        assert row is not None and row.watch_start is not None
+        assert row is not None
+        assert row.watch_start is not None
         assert row.watch_start >= before
