@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,6 +28,11 @@ from tasks.store import LedgerEntry, Store, add_ledger_entry, get_mailbox, known
 from tasks.store import Mailbox as MailboxRow
 
 log = logging.getLogger("onward.sync")
+
+# After a UIDVALIDITY change mail is re-read from a little before the watch started:
+# INTERNALDATE has whole seconds and comes from the server's clock, not ours. The ledger
+# skips what was handled; the slack only risks looking at a few minutes of older mail.
+RESCAN_SLACK = timedelta(minutes=5)
 
 # The per-message step (the classifier, later more): it may fill verdict fields on the
 # entry and record events through the session, inside the batch's transaction.
@@ -106,9 +111,12 @@ def sync_once(
             state.uidvalidity,
             watch_start,
         )
-    if report.first_run or report.uidvalidity_changed or since is not None:
+    if report.uidvalidity_changed:
         assert watch_start is not None
-        uids = mailbox.uids_since(watch_start)
+        uids = mailbox.uids_since(watch_start - RESCAN_SLACK)
+    elif report.first_run or since is not None:
+        assert watch_start is not None
+        uids = mailbox.uids_since(watch_start.replace(microsecond=0))
     elif last_uid is not None and state.uidnext <= last_uid + 1:
         uids = []  # UIDNEXT says nothing arrived: no SEARCH needed
     else:
