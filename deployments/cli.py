@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -37,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.register(sub)
     try:
-        from deployments import classify_commands
-    except ImportError:  # pragma: no cover - the classifier ships with the package
+        classify_commands = importlib.import_module("deployments.classify_commands")
+    except ModuleNotFoundError:
         pass
     else:
         classify_commands.register(sub)

@@ -222,17 +222,15 @@ class ImapMailbox:
         candidates = sorted(self._call(lambda c: c.search(["SINCE", since.date()])))
         keep: list[int] = []
         for chunk in _chunks(candidates, _FETCH_CHUNK):
-            data = self._call(lambda c, chunk=chunk: c.fetch(chunk, ["INTERNALDATE"]))
+            data = self._fetch(chunk, ["INTERNALDATE"])
             keep.extend(uid for uid, item in data.items() if item[b"INTERNALDATE"] >= since)
         return sorted(keep)
 
     def envelopes(self, uids: Sequence[int]) -> list[Envelope]:
         out: list[Envelope] = []
         for chunk in _chunks(list(uids), _FETCH_CHUNK):
-            data = self._call(
-                lambda c, chunk=chunk: c.fetch(
-                    chunk, [_HEADER_ITEM, "BODYSTRUCTURE", "RFC822.SIZE", "INTERNALDATE"]
-                )
+            data = self._fetch(
+                chunk, [_HEADER_ITEM, "BODYSTRUCTURE", "RFC822.SIZE", "INTERNALDATE"]
             )
             for uid in chunk:
                 item = data.get(uid)
@@ -263,7 +261,7 @@ class ImapMailbox:
             item_name = f"BODY.PEEK[{section}]<0.{max_text_bytes}>"
             wanted = f"BODY[{section}]<0>".encode()
             for chunk in _chunks([e.uid for e in group], _FETCH_CHUNK):
-                data = self._call(lambda c, chunk=chunk, n=item_name: c.fetch(chunk, [n]))
+                data = self._fetch(chunk, [item_name])
                 for uid, item in data.items():
                     body = item.get(wanted)
                     if body is None:
@@ -322,6 +320,11 @@ class ImapMailbox:
         if not client.folder_exists("Drafts"):
             client.create_folder("Drafts")
         return "Drafts"
+
+    def _fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
+        # Always an explicit UID list: imapclient 4.x raises on string ranges.
+        result: dict[int, dict[bytes, Any]] = self._call(lambda c: c.fetch(uids, items))
+        return result
 
     def _call(self, fn: Callable[[IMAPClient], Any]) -> Any:
         try:

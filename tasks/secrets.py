@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any, cast
 
 from tasks.errors import ConfigError
 
@@ -24,9 +25,10 @@ def store_secret(secrets_dir: Path, name: str, secret: str, backend: str = "file
     """Save ``secret`` for mailbox ``name``; returns the reference to keep in the database."""
     if backend == "prefect":
         from prefect.blocks.system import Secret
+        from pydantic import SecretStr
 
         block = f"onward-{_slug(name).lower()}"
-        Secret(value=secret).save(block, overwrite=True)
+        Secret(value=SecretStr(secret)).save(block, overwrite=True)
         return f"prefect-block:{block}"
     if backend != "file":
         raise ConfigError("the secret store must be 'file' or 'prefect'")
@@ -61,7 +63,8 @@ def load_secret(secrets_dir: Path, ref: str) -> str:
         from prefect.blocks.system import Secret
 
         try:
-            return str(Secret.load(name).get())
+            loaded = cast("Secret[Any]", Secret.load(name))
+            return str(loaded.get())
         except ValueError as exc:
             raise ConfigError(
                 f"Prefect Secret block {name!r} not found; run `onward connect` again"
