@@ -1,20 +1,17 @@
-"""The per-message step of watch_inbox: what happens to each new message once recorded."""
+"""The per-message step of watch_inbox: what is decided about each new message."""
 
 from __future__ import annotations
-
-from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from tasks.accounts import Account
 from tasks.message import Message
-from tasks.store import LedgerEntry
-from tasks.sync import MessageHandler
+from tasks.sync import MessageHandler, StepResult
 
 
-def message_step(settings: Settings, account: Account) -> MessageHandler | None:
-    """The step for new messages of ``account``; None records them without further work."""
+def message_step(settings: Settings, account: Account) -> MessageHandler:
+    """The step for new messages of ``account``: for now, record them as they are."""
 
-    def record_only(session: Session, entry: LedgerEntry, message: Message) -> None:
-        return None
+    def record_only(message: Message) -> StepResult:
+        return StepResult()
 
     return record_only

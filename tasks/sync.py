@@ -24,8 +24,15 @@ from tasks.errors import MalformedMessageError, OnwardError
 from tasks.mailbox import Fetched, Mailbox
 from tasks.message import Message
 from tasks.parse import parse_message
-from tasks.store import LedgerEntry, Store, add_ledger_entry, get_mailbox, known_keys, utcnow
 from tasks.store import Mailbox as MailboxRow
+from tasks.store import (
+    Store,
+    get_mailbox,
+    insert_events,
+    insert_ledger_rows,
+    known_keys,
+    utcnow,
+)
 
 log = logging.getLogger("onward.sync")
 
@@ -34,9 +41,21 @@ log = logging.getLogger("onward.sync")
 # skips what was handled; the slack only risks looking at a few minutes of older mail.
 RESCAN_SLACK = timedelta(minutes=5)
 
-# The per-message step (the classifier, later more): it may fill verdict fields on the
-# entry and record events through the session, inside the batch's transaction.
-MessageHandler = Callable[[Session, LedgerEntry, Message], None]
+
+@dataclass(frozen=True)
+class StepResult:
+    """What the per-message step decided; the sync records it with the message."""
+
+    label: str | None = None
+    confidence: float | None = None
+    verdict: dict[str, Any] | None = None
+    # Domain events to record with the message, as (kind, payload); unique per message.
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+# The per-message step (the classifier, later more). It only decides: it is pure, so a
+# batch can be decided first and written in one statement.
+MessageHandler = Callable[[Message], StepResult]
 
 
 @dataclass
@@ -134,9 +153,11 @@ def sync_once(
         fetched = mailbox.fetch(fresh, max_text_bytes) if fresh else []
         if crash_after_fetch is not None:
             crash_after_fetch()
+        rows, events = _decide(mailbox_id, state.uidvalidity, fetched, handler, report)
         with store.unit_of_work() as session:
-            for item in fetched:
-                _record(session, mailbox_id, state.uidvalidity, item, handler, report)
+            inserted = insert_ledger_rows(session, rows)
+            _count(rows, inserted, report)
+            insert_events(session, mailbox_id, events, inserted)
             _advance(_mailbox_row(session, mailbox_name), state.uidvalidity, batch[-1])
     with store.unit_of_work() as session:
         row = _mailbox_row(session, mailbox_name)
@@ -162,74 +183,79 @@ def _advance(row: MailboxRow, uidvalidity: int, uid: int) -> None:
         row.uidvalidity, row.last_uid = uidvalidity, uid
 
 
-def _record(
-    session: Session,
+def _decide(
     mailbox_id: int,
     uidvalidity: int,
-    item: Fetched,
+    fetched: list[Fetched],
     handler: MessageHandler | None,
     report: SyncReport,
-) -> None:
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, dict[str, Any]]]]:
+    """Parse and run the step for each message: ledger rows and (key, kind, payload) events."""
+    rows: dict[str, dict[str, Any]] = {}
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for item in fetched:
+        row = _parse_row(item)
+        if row["status"] == "recorded" and handler is not None and "message" in row:
+            try:
+                result = handler(row["message"])
+            except Exception as exc:
+                log.exception("the message step failed for %s", row["key"])
+                row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
+            else:
+                row["label"], row["confidence"] = result.label, result.confidence
+                row["verdict"] = result.verdict
+                events.extend((row["key"], kind, payload) for kind, payload in result.events)
+        row.pop("message", None)
+        row.update(mailbox_id=mailbox_id, uidvalidity=uidvalidity, uid=item.uid)
+        if row["key"] in rows:  # the same message twice in one batch
+            report.already_known += 1
+            continue
+        rows[row["key"]] = row
+    return list(rows.values()), events
+
+
+def _parse_row(item: Fetched) -> dict[str, Any]:
     try:
         message = parse_message(item.raw)
     except MalformedMessageError as exc:
-        _record_malformed(session, mailbox_id, uidvalidity, item, str(exc), report)
-        return
+        reason = str(exc)
     except Exception as exc:  # a parser bug must not stop the watch either
         log.exception("parsing UID %s failed", item.uid)
-        _record_malformed(session, mailbox_id, uidvalidity, item, f"parser error: {exc!r}", report)
-        return
-    entry = LedgerEntry(
-        mailbox_id=mailbox_id,
-        key=message.key,
-        message_id=message.message_id,
-        uidvalidity=uidvalidity,
-        uid=item.uid,
-        status="recorded",
-        subject=message.subject[:2000],
-        from_addr=message.from_.addr if message.from_ else None,
-        from_name=message.from_.name if message.from_ else None,
-        sent_at=message.date,
-        in_reply_to=message.in_reply_to,
-        references=list(message.references[-20:]),
-    )
-    if add_ledger_entry(session, entry) is None:
-        report.already_known += 1
-        return
-    report.recorded += 1
-    report.recorded_ids.append(entry.id)
-    if handler is not None:
-        try:
-            with session.begin_nested():
-                handler(session, entry, message)
-        except Exception as exc:
-            log.exception("handling %s failed", message.key)
-            entry.status, entry.error = "failed", f"{type(exc).__name__}: {exc}"
-            report.failed += 1
-    if entry.label:
-        report.labels[entry.label] = report.labels.get(entry.label, 0) + 1
-
-
-def _record_malformed(
-    session: Session,
-    mailbox_id: int,
-    uidvalidity: int,
-    item: Fetched,
-    reason: str,
-    report: SyncReport,
-) -> None:
-    # Keyed by content, not UID, so a renumbered folder does not record it twice.
-    key = "raw:" + hashlib.sha256(item.raw[:8192]).hexdigest()
-    log.warning("UID %s is malformed and was skipped: %s", item.uid, reason)
-    entry = LedgerEntry(
-        mailbox_id=mailbox_id,
-        key=key,
-        uidvalidity=uidvalidity,
-        uid=item.uid,
-        status="malformed",
-        error=reason[:2000],
-    )
-    if add_ledger_entry(session, entry) is None:
-        report.already_known += 1
+        reason = f"parser error: {exc!r}"
     else:
-        report.malformed += 1
+        return {
+            "message": message,
+            "key": message.key,
+            "message_id": message.message_id,
+            "status": "recorded",
+            "error": None,
+            "subject": message.subject[:2000],
+            "from_addr": message.from_.addr if message.from_ else None,
+            "from_name": message.from_.name if message.from_ else None,
+            "sent_at": message.date,
+            "in_reply_to": message.in_reply_to,
+            "references": list(message.references[-20:]),
+        }
+    log.warning("UID %s is malformed and was skipped: %s", item.uid, reason)
+    # Keyed by content, not UID, so a renumbered folder does not record it twice.
+    return {
+        "key": "raw:" + hashlib.sha256(item.raw[:8192]).hexdigest(),
+        "status": "malformed",
+        "error": reason[:2000],
+    }
+
+
+def _count(rows: list[dict[str, Any]], inserted: dict[str, int], report: SyncReport) -> None:
+    for row in rows:
+        ledger_id = inserted.get(row["key"])
+        if ledger_id is None:
+            report.already_known += 1
+        elif row["status"] == "malformed":
+            report.malformed += 1
+        else:
+            report.recorded += 1
+            report.recorded_ids.append(ledger_id)
+            if row["status"] == "failed":
+                report.failed += 1
+            if row.get("label"):
+                report.labels[row["label"]] = report.labels.get(row["label"], 0) + 1
