@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -219,11 +219,16 @@ class ImapMailbox:
         return sorted(uid for uid in found if uid > last_uid)
 
     def uids_since(self, since: datetime) -> list[int]:
-        candidates = sorted(self._call(lambda c: c.search(["SINCE", since.date()])))
-        keep: list[int] = []
-        for chunk in _chunks(candidates, _FETCH_CHUNK):
+        # SEARCH SINCE has day granularity in the server's time zone, so only the days
+        # around ``since`` need their INTERNALDATE checked; everything later is in.
+        day = since.date()
+        candidates = set(self._call(lambda c: c.search(["SINCE", day - timedelta(days=1)])))
+        certain = set(self._call(lambda c: c.search(["SINCE", day + timedelta(days=2)])))
+        keep = candidates & certain
+        border = sorted(candidates - certain)
+        for chunk in _chunks(border, _FETCH_CHUNK):
             data = self._fetch(chunk, ["INTERNALDATE"])
-            keep.extend(uid for uid, item in data.items() if item[b"INTERNALDATE"] >= since)
+            keep.update(uid for uid, item in data.items() if item[b"INTERNALDATE"] >= since)
         return sorted(keep)
 
     def envelopes(self, uids: Sequence[int]) -> list[Envelope]:
@@ -240,7 +245,6 @@ class ImapMailbox:
                 env = Envelope(
                     uid=uid,
                     header=header,
-                    internaldate=item.get(b"INTERNALDATE"),
                     size=int(item.get(b"RFC822.SIZE") or 0),
                     message_id=message_id_from_header(header),
                 )
@@ -271,7 +275,7 @@ class ImapMailbox:
         for env in envelopes:
             part = chosen[env.uid]
             raw = compose_raw(env.header, part, bodies.get(env.uid, b""), max_text_bytes)
-            out.append(Fetched(env.uid, raw, env.internaldate, env.size))
+            out.append(Fetched(env.uid, raw, env.size))
         return out
 
     def wait_for_news(self, timeout: float, stop: threading.Event | None = None) -> bool:

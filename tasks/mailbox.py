@@ -50,7 +50,6 @@ class Envelope:
 
     uid: int
     header: bytes
-    internaldate: datetime | None
     size: int
     message_id: str | None
 
@@ -62,7 +61,6 @@ class Fetched:
 
     uid: int
     raw: bytes
-    internaldate: datetime | None
     size: int
 
 

@@ -112,9 +112,7 @@ class MaildirMailbox:
                 header = _read_header(entry.path)
                 if header is None:  # gone since the scan: moved or deleted by the person
                     continue
-                out.append(
-                    Envelope(uid, header, entry.mtime, entry.size, message_id_from_header(header))
-                )
+                out.append(Envelope(uid, header, entry.size, message_id_from_header(header)))
         return out
 
     def fetch(self, envelopes: Sequence[Envelope], max_text_bytes: int) -> list[Fetched]:
@@ -128,7 +126,7 @@ class MaildirMailbox:
                 except FileNotFoundError:
                     continue
                 if (uid, _header_of(raw)) in wanted:
-                    out.append(Fetched(uid, raw, entry.mtime, entry.size))
+                    out.append(Fetched(uid, raw, entry.size))
         return out
 
     def _dir_signature(self) -> tuple[int, ...]:

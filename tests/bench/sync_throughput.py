@@ -4,7 +4,7 @@
 
 Loads easy_ham (3,900 messages) into a private Dovecot on 127.0.0.1, then alternates:
 - baseline: one imapclient session, EXAMINE, SEARCH, FETCH of the same header fields,
-  BODYSTRUCTURE, size and date, then the same capped text part; nothing else;
+  BODYSTRUCTURE and size, then the same capped text part; nothing else;
 - onward: ``sync_once`` into a fresh SQLite ledger with the real per-message step
   (parse, classify, record).
 Prints messages per second for both and the ratio (target: onward >= 0.7x baseline).
@@ -47,7 +47,7 @@ def baseline(port: int) -> int:
     count = 0
     for i in range(0, len(uids), 100):
         chunk = uids[i : i + 100]
-        data = client.fetch(chunk, [_HEADER_ITEM, "BODYSTRUCTURE", "RFC822.SIZE", "INTERNALDATE"])
+        data = client.fetch(chunk, [_HEADER_ITEM, "BODYSTRUCTURE", "RFC822.SIZE"])
         groups: dict[str, list[int]] = {}
         for uid, item in data.items():
             part = best_text_part(item[b"BODYSTRUCTURE"])
