@@ -1,17 +1,20 @@
-"""The per-message step of watch_inbox: what is decided about each new message."""
+"""Choosing the per-message step of watch_inbox for a mailbox.
+
+Steps are picklable (module-level functions or dataclass instances) because a big
+backlog is decided in a worker process.
+"""
 
 from __future__ import annotations
 
-from config.settings import Settings
-from tasks.accounts import Account
-from tasks.message import Message
-from tasks.sync import MessageHandler, StepResult
+from typing import TYPE_CHECKING
+
+from tasks.decide import MessageHandler, record_only
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from tasks.accounts import Account
 
 
 def message_step(settings: Settings, account: Account) -> MessageHandler:
     """The step for new messages of ``account``: for now, record them as they are."""
-
-    def record_only(message: Message) -> StepResult:
-        return StepResult()
-
     return record_only

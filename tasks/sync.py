@@ -10,20 +10,20 @@ watch started is looked at again, and the ledger skips what was already handled.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.errors import MalformedMessageError, OnwardError
+from tasks.decide import Decided, MessageHandler, decide_batch
+from tasks.errors import OnwardError
 from tasks.mailbox import Fetched, Mailbox
-from tasks.message import Message
-from tasks.parse import parse_message
 from tasks.store import Mailbox as MailboxRow
 from tasks.store import (
     Store,
@@ -40,22 +40,6 @@ log = logging.getLogger("onward.sync")
 # INTERNALDATE has whole seconds and comes from the server's clock, not ours. The ledger
 # skips what was handled; the slack only risks looking at a few minutes of older mail.
 RESCAN_SLACK = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What the per-message step decided; the sync records it with the message."""
-
-    label: str | None = None
-    confidence: float | None = None
-    verdict: dict[str, Any] | None = None
-    # Domain events to record with the message, as (kind, payload); unique per message.
-    events: tuple[tuple[str, dict[str, Any]], ...] = ()
-
-
-# The per-message step (the classifier, later more). It only decides: it is pure, so a
-# batch can be decided first and written in one statement.
-MessageHandler = Callable[[Message], StepResult]
 
 
 @dataclass
@@ -93,6 +77,7 @@ def sync_once(
     batch_size: int = 100,
     max_text_bytes: int = 65536,
     crash_after_fetch: Callable[[], None] | None = None,
+    parallel_threshold: int = 1000,
 ) -> SyncReport:
     """Sync ``mailbox`` (already open or not) into the ledger of ``mailbox_name``.
 
@@ -141,24 +126,38 @@ def sync_once(
     else:
         uids = mailbox.uids_after(last_uid or 0)
 
-    for start in range(0, len(uids), batch_size):
-        batch = uids[start : start + batch_size]
-        envelopes = mailbox.envelopes(batch)
-        with store.unit_of_work() as session:
-            ids = [e.message_id for e in envelopes if e.message_id]
-            known = known_keys(session, mailbox_id, ids)
-        fresh = [e for e in envelopes if not (e.message_id and e.message_id in known)]
-        report.seen += len(envelopes)
-        report.already_known += len(envelopes) - len(fresh)
-        fetched = mailbox.fetch(fresh, max_text_bytes) if fresh else []
-        if crash_after_fetch is not None:
-            crash_after_fetch()
-        rows, events = _decide(mailbox_id, state.uidvalidity, fetched, handler, report)
+    def write(batch: list[int], decided: Future[Decided]) -> None:
+        rows, events, duplicates = decided.result()
+        report.already_known += duplicates
         with store.unit_of_work() as session:
             inserted = insert_ledger_rows(session, rows)
             _count(rows, inserted, report)
             insert_events(session, mailbox_id, events, inserted)
             _advance(_mailbox_row(session, mailbox_name), state.uidvalidity, batch[-1])
+
+    # A big backlog is decided in a second process while this one fetches the next batch:
+    # parsing and classifying cost about as much CPU as imapclient's own response parsing.
+    parallel = len(uids) >= parallel_threshold
+    with _Decider(handler, parallel=parallel) as decider:
+        pending: tuple[list[int], Future[Decided]] | None = None
+        for start in range(0, len(uids), batch_size):
+            batch = uids[start : start + batch_size]
+            envelopes = mailbox.envelopes(batch)
+            with store.unit_of_work() as session:
+                ids = [e.message_id for e in envelopes if e.message_id]
+                known = known_keys(session, mailbox_id, ids)
+            fresh = [e for e in envelopes if not (e.message_id and e.message_id in known)]
+            report.seen += len(envelopes)
+            report.already_known += len(envelopes) - len(fresh)
+            fetched = mailbox.fetch(fresh, max_text_bytes) if fresh else []
+            if crash_after_fetch is not None:
+                crash_after_fetch()
+            decided = decider.submit(mailbox_id, state.uidvalidity, fetched)
+            if pending is not None:
+                write(*pending)
+            pending = (batch, decided)
+        if pending is not None:
+            write(*pending)
     with store.unit_of_work() as session:
         row = _mailbox_row(session, mailbox_name)
         _advance(row, state.uidvalidity, state.uidnext - 1)
@@ -183,66 +182,34 @@ def _advance(row: MailboxRow, uidvalidity: int, uid: int) -> None:
         row.uidvalidity, row.last_uid = uidvalidity, uid
 
 
-def _decide(
-    mailbox_id: int,
-    uidvalidity: int,
-    fetched: list[Fetched],
-    handler: MessageHandler | None,
-    report: SyncReport,
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, dict[str, Any]]]]:
-    """Parse and run the step for each message: ledger rows and (key, kind, payload) events."""
-    rows: dict[str, dict[str, Any]] = {}
-    events: list[tuple[str, str, dict[str, Any]]] = []
-    for item in fetched:
-        row = _parse_row(item)
-        if row["status"] == "recorded" and handler is not None and "message" in row:
-            try:
-                result = handler(row["message"])
-            except Exception as exc:
-                log.exception("the message step failed for %s", row["key"])
-                row["status"], row["error"] = "failed", f"{type(exc).__name__}: {exc}"
-            else:
-                row["label"], row["confidence"] = result.label, result.confidence
-                row["verdict"] = result.verdict
-                events.extend((row["key"], kind, payload) for kind, payload in result.events)
-        row.pop("message", None)
-        row.update(mailbox_id=mailbox_id, uidvalidity=uidvalidity, uid=item.uid)
-        if row["key"] in rows:  # the same message twice in one batch
-            report.already_known += 1
-            continue
-        rows[row["key"]] = row
-    return list(rows.values()), events
+class _Decider:
+    """Runs ``decide_batch`` inline, or in a worker process so it overlaps the next fetch."""
 
+    def __init__(self, handler: MessageHandler | None, *, parallel: bool) -> None:
+        self.handler = handler
+        self.pool: ProcessPoolExecutor | None = None
+        if parallel:
+            # forkserver: the worker never inherits Prefect's or SQLAlchemy's threads.
+            self.pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context(
+                    __import__("os").environ.get("MPCTX", "forkserver")
+                ),
+            )
 
-def _parse_row(item: Fetched) -> dict[str, Any]:
-    try:
-        message = parse_message(item.raw)
-    except MalformedMessageError as exc:
-        reason = str(exc)
-    except Exception as exc:  # a parser bug must not stop the watch either
-        log.exception("parsing UID %s failed", item.uid)
-        reason = f"parser error: {exc!r}"
-    else:
-        return {
-            "message": message,
-            "key": message.key,
-            "message_id": message.message_id,
-            "status": "recorded",
-            "error": None,
-            "subject": message.subject[:2000],
-            "from_addr": message.from_.addr if message.from_ else None,
-            "from_name": message.from_.name if message.from_ else None,
-            "sent_at": message.date,
-            "in_reply_to": message.in_reply_to,
-            "references": list(message.references[-20:]),
-        }
-    log.warning("UID %s is malformed and was skipped: %s", item.uid, reason)
-    # Keyed by content, not UID, so a renumbered folder does not record it twice.
-    return {
-        "key": "raw:" + hashlib.sha256(item.raw[:8192]).hexdigest(),
-        "status": "malformed",
-        "error": reason[:2000],
-    }
+    def __enter__(self) -> _Decider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, mailbox_id: int, uidvalidity: int, fetched: list[Fetched]) -> Future[Decided]:
+        if self.pool is not None:
+            return self.pool.submit(decide_batch, mailbox_id, uidvalidity, fetched, self.handler)
+        done: Future[Decided] = Future()
+        done.set_result(decide_batch(mailbox_id, uidvalidity, fetched, self.handler))
+        return done
 
 
 def _count(rows: list[dict[str, Any]], inserted: dict[str, int], report: SyncReport) -> None:

@@ -161,3 +161,14 @@ def test_watch_start_is_recorded(store: Store, maildir: Path) -> None:
         assert row is not None
         assert row.watch_start is not None
         assert row.watch_start >= before
+
+
+def test_parallel_decisions_record_the_same(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    for n in range(9):
+        deliver_to_maildir(maildir, make_mail(n))
+    deliver_to_maildir(maildir, MALFORMED)
+    report = _sync(store, maildir, batch_size=4, parallel_threshold=1)
+    assert (report.recorded, report.malformed) == (9, 1)
+    assert len(_ledger_keys(store)) == 10

@@ -25,21 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from imapclient import IMAPClient
-
-from config.settings import load_settings
-from tasks.accounts import Account
-from tasks.imap import _HEADER_ITEM, ImapConfig, ImapMailbox, best_text_part
-from tasks.steps import message_step
-from tasks.store import Mailbox, Store
-from tasks.sync import sync_once
-from tests.corpus import EASY_HAM, load_mbox
-from tests.dovecot import DovecotServer
-
+# onward's modules are imported inside the functions: onward decides a big backlog in a
+# worker process, which re-imports this script's top level; a CLI run imports little.
 CAP = 65536
 
 
 def baseline(port: int) -> int:
+    from imapclient import IMAPClient
+
+    from tasks.imap import _HEADER_ITEM, best_text_part
+
     client = IMAPClient("127.0.0.1", port=port, ssl=False)
     client.login("alice", "secret")
     client.select_folder("INBOX", readonly=True)
@@ -60,7 +55,14 @@ def baseline(port: int) -> int:
     return count
 
 
-def onward(port: int, workdir: Path) -> int:
+def onward(port: int, workdir: Path, inline: bool = False) -> int:
+    from config.settings import load_settings
+    from tasks.accounts import Account
+    from tasks.imap import ImapConfig, ImapMailbox
+    from tasks.steps import message_step
+    from tasks.store import Mailbox, Store
+    from tasks.sync import sync_once
+
     db = workdir / f"bench-{time.monotonic_ns()}.db"
     store = Store.open(f"sqlite:///{db}")
     with store.unit_of_work() as session:
@@ -79,6 +81,7 @@ def onward(port: int, workdir: Path) -> int:
             handler=message_step(settings, account),
             batch_size=100,
             max_text_bytes=CAP,
+            parallel_threshold=10**9 if inline else 1000,
         )
     store.close()
     return report.recorded + report.malformed
@@ -132,9 +135,15 @@ def startup_overhead(port: int, workdir: Path, reps: int) -> None:
 
 
 def main() -> None:
+    from tests.corpus import EASY_HAM, load_mbox
+    from tests.dovecot import DovecotServer
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mbox", type=Path, default=EASY_HAM)
+    parser.add_argument(
+        "--inline", action="store_true", help="decide in this process, no worker process"
+    )
     parser.add_argument("--startup-reps", type=int, default=5)
     args = parser.parse_args()
     with DovecotServer() as server, tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +156,7 @@ def main() -> None:
         for r in range(args.rounds):
             n, t = timed(baseline, server.port)
             base_rates.append(n / t)
-            m, u = timed(onward, server.port, workdir)
+            m, u = timed(onward, server.port, workdir, args.inline)
             onward_rates.append(m / u)
             print(
                 f"round {r + 1}: baseline {n} msgs in {t:.2f} s ({n / t:,.0f}/s); "
