@@ -241,11 +241,11 @@ _LEDGER_COLUMNS = frozenset(c.name for c in LedgerEntry.__table__.columns)
 def _insert_ignoring_duplicates(session: Session, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING (SQLite, PostgreSQL): the unique constraint decides."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    # Parameters go to execute() as a list, not into VALUES: the statement then compiles
-    # once and is cached, and SQLAlchemy batches the rows ("insertmanyvalues").
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert
+
     return insert(table).on_conflict_do_nothing()
 
 

@@ -1,0 +1,48 @@
+"""Schema and repositories on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import select
+
+from tasks.store import (
+    SCHEMA_REVISION,
+    DomainEvent,
+    Mailbox,
+    Store,
+    insert_events,
+    insert_ledger_rows,
+    schema_revision,
+)
+from tests.conftest import add_mailbox
+
+
+def test_schema_revision_constant_is_alembic_head() -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("tasks") / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION
+
+
+def test_migrated_database_is_at_head(store: Store) -> None:
+    assert schema_revision(store.engine) == SCHEMA_REVISION
+
+
+def test_ledger_and_events_are_unique(store: Store) -> None:
+    add_mailbox(store, kind="maildir", path="/nowhere")
+    with store.unit_of_work() as session:
+        mailbox_id = session.scalars(select(Mailbox.id)).one()
+    rows = [{"mailbox_id": mailbox_id, "key": "<a@x>", "status": "recorded"}]
+    with store.unit_of_work() as session:
+        first = insert_ledger_rows(session, rows)
+        assert list(first) == ["<a@x>"]
+        events = [("<a@x>", "rejection.detected", {"n": 1})]
+        assert insert_events(session, mailbox_id, events, first) == 1
+    with store.unit_of_work() as session:
+        assert insert_ledger_rows(session, rows) == {}
+        insert_events(session, mailbox_id, [("<a@x>", "rejection.detected", {"n": 2})], first)
+    with store.unit_of_work() as session:
+        payloads = session.scalars(select(DomainEvent.payload)).all()
+    assert payloads == [{"n": 1}]
