@@ -1,0 +1,179 @@
+"""``onward classify`` and ``onward eval``: the classifier from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from tasks.errors import ConfigError, MalformedMessageError, OnwardError
+
+SubParsers = argparse._SubParsersAction
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+USER_RULES_FILE = "classifier.toml"
+
+
+def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    """Add ``classify`` and ``eval`` to the ``onward`` command line."""
+    p = subparsers.add_parser(
+        "classify",
+        help="label messages (rejection, interview, offer, ...) and say why",
+        description="Classify .eml files, .mbox files or JSONL rows "
+        '{"id","subject","from","body"}; writes one JSON line per message.',
+    )
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE", help=".eml or .mbox files")
+    p.add_argument(
+        "--jsonl", metavar="FILE", help='JSONL rows {"id","subject","from","body"}; - for stdin'
+    )
+    _common(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = subparsers.add_parser(
+        "eval",
+        help="precision / recall / F1 for rejections over labelled mail",
+        description="Score the classifier on labelled JSONL files (corpus/README.md schema); "
+        ".mbox files count as ordinary mail that must not be taken for a rejection.",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".jsonl or .mbox files")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--mistakes", type=int, default=20, metavar="N", help="list up to N mistakes (text output)"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rules",
+        type=Path,
+        metavar="PATH",
+        help=f"your classifier rules (default $ONWARD_HOME/{USER_RULES_FILE} when present)",
+    )
+    p.add_argument(
+        "--me",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="an address of yours (repeatable); mail from it is never a rejection",
+    )
+
+
+def _rules_and_me(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
+    from tasks.classify import load_rules
+
+    settings = getattr(args, "settings", None)
+    rules_file: Path | None = args.rules
+    if rules_file is None and settings is not None:
+        candidate = Path(settings.home) / USER_RULES_FILE
+        rules_file = candidate if candidate.is_file() else None
+    elif rules_file is not None and not rules_file.is_file():
+        raise ConfigError(f"--rules {rules_file}: no such file")
+    mine = tuple(args.me)
+    if settings is not None:
+        mine += tuple(settings.user.addresses)
+    return load_rules(rules_file), mine
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Write one JSON line per message: label, confidence, reasons, company, role, contact."""
+    if not args.files and not args.jsonl:
+        return _usage("classify needs FILE arguments or --jsonl FILE (- for stdin)")
+    for path in args.files:
+        if not path.is_file():
+            return _usage(f"{path}: no such file")
+        if path.suffix not in (".eml", ".mbox", ".msg", ""):
+            return _usage(f"{path}: expected an .eml or .mbox file (JSONL goes after --jsonl)")
+    if args.jsonl and args.jsonl != "-" and not Path(args.jsonl).is_file():
+        return _usage(f"--jsonl {args.jsonl}: no such file")
+    try:
+        rules, mine = _rules_and_me(args)
+    except ConfigError as exc:
+        return _usage(str(exc))
+
+    from tasks.classify import classify
+
+    failed = False
+    out = sys.stdout
+    for item_id, message, error in _inputs(args):
+        if message is None:
+            print(f"onward: {item_id}: {error}", file=sys.stderr)
+            failed = True
+            continue
+        verdict = classify(message, rules=rules, user_addresses=mine)
+        out.write(json.dumps({"id": item_id, **verdict.to_dict()}, ensure_ascii=False) + "\n")
+    out.flush()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, Any, str | None]]:
+    """(id, Message or None, error) for every input, in the order given."""
+    from tasks.evaluate import read_mbox
+    from tasks.parse import parse_message
+
+    for path in args.files:
+        if path.suffix == ".mbox":
+            for msg_id, message in read_mbox(path):
+                yield msg_id, message, None
+            continue
+        try:
+            yield str(path), parse_message(path.read_bytes()), None
+        except (OSError, MalformedMessageError) as exc:
+            yield str(path), None, str(exc)
+    if args.jsonl:
+        if args.jsonl == "-":
+            yield from _jsonl_rows(sys.stdin, "stdin")
+        else:
+            with open(args.jsonl, encoding="utf-8") as stream:
+                yield from _jsonl_rows(stream, args.jsonl)
+
+
+def _jsonl_rows(stream: IO[str], origin: str) -> Iterator[tuple[str, Any, str | None]]:
+    from tasks.classify import message_from_text
+
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            body = row["body"]
+            if not isinstance(body, str):
+                raise TypeError("body must be a string")
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            yield f"{origin}:{number}", None, f'not a row {{"id","subject","from","body"}} ({exc})'
+            continue
+        row_id = str(row.get("id") or f"{origin}:{number}")
+        yield row_id, message_from_text(row.get("subject"), row.get("from"), body, key=row_id), None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Print rejection precision / recall / F1 and the confusion table."""
+    for path in args.files:
+        if not path.is_file():
+            return _usage(f"{path}: no such file")
+        if path.suffix not in (".jsonl", ".json", ".mbox"):
+            return _usage(f"{path}: expected a labelled .jsonl file or an .mbox file")
+    from tasks.evaluate import evaluate, format_report
+
+    try:
+        rules, mine = _rules_and_me(args)
+        report = evaluate(args.files, rules=rules, user_addresses=mine)
+    except ConfigError as exc:
+        return _usage(str(exc))
+    except (OSError, OnwardError) as exc:
+        print(f"onward: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report, show_mistakes=args.mistakes))
+    return EXIT_OK
+
+
+def _usage(message: str) -> int:
+    print(f"onward: {message}", file=sys.stderr)
+    return EXIT_USAGE
