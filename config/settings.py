@@ -32,7 +32,18 @@ class SyncSettings:
 
 @dataclass(frozen=True)
 class UserSettings:
+    name: str = ""
     addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReactionSettings:
+    cooldown_days: int = 3
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    rules_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     user: UserSettings = field(default_factory=UserSettings)
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    reactions: ReactionSettings = field(default_factory=ReactionSettings)
     config_file: Path | None = None
 
     @property
@@ -54,6 +67,22 @@ class Settings:
         return self.home / "secrets"
 
     @property
+    def classifier_rules_file(self) -> Path | None:
+        """The user's classifier rules: the configured file, else $ONWARD_HOME/classifier.toml."""
+        if self.classifier.rules_file:
+            return Path(self.classifier.rules_file).expanduser()
+        default = self.home / "classifier.toml"
+        return default if default.is_file() else None
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.home / "templates"
+
+    @property
+    def calendar_file(self) -> Path:
+        return self.home / "calendar" / "onward.ics"
+
+    @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
@@ -63,6 +92,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseSettings,
     "sync": SyncSettings,
     "user": UserSettings,
+    "classifier": ClassifierSettings,
+    "reactions": ReactionSettings,
 }
 
 
@@ -89,6 +120,8 @@ def load_settings(
         if path.is_file():
             settings = _apply(settings, _read_toml(path), str(path))
     settings = _apply(settings, _env_overrides(env), "environment")
+    if not 1 <= settings.reactions.cooldown_days <= 7:
+        raise ConfigError("[reactions] cooldown_days must be between 1 and 7")
     return replace(settings, config_file=user_file if user_file.is_file() else None)
 
 

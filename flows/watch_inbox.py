@@ -117,6 +117,9 @@ def describe(report: dict[str, Any]) -> str:
         parts.append("first run: watching from now on (use --since DATE to backfill)")
     if report["uidvalidity_changed"]:
         parts.append("UIDVALIDITY changed: re-read mail since the watch started")
+    labels: dict[str, int] = report.get("labels") or {}
+    if labels.get("rejection"):
+        parts.append(f"{labels['rejection']} rejection(s)")
     return f"{report['mailbox']}: " + ", ".join(parts)
 
 
