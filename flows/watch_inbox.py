@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,27 +11,20 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
+from prefect.events import emit_event
 from prefect.runtime import flow_run
-from prefect.tasks import Task
 
 from config.settings import load_settings
+from flows.common import transient
 from tasks.accounts import Account, open_backend
-from tasks.errors import MailboxConnectError, MailboxError, TransientMailboxError
+from tasks.errors import MailboxError
+from tasks.reactions import load_rejection, mark_started, pending_rejections
 from tasks.steps import message_step
 from tasks.store import Store, get_mailbox
 from tasks.sync import MailboxNotConnectedError, sync_once
 
-
-def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only what a retry can fix: a dropped connection or an unreachable server."""
-    try:
-        state.result()
-    except (TransientMailboxError, MailboxConnectError):
-        return True
-    except Exception:
-        return False
-    return False
+REQUEST_FEEDBACK = "request_feedback/request-feedback"
+COOLDOWN = "cooldown/cooldown"
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -45,7 +39,7 @@ def parse_since(value: str | None) -> datetime | None:
     task_run_name="sync {mailbox}",
     retries=3,
     retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=_transient,
+    retry_condition_fn=transient,
     cache_policy=NO_CACHE,
 )
 def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None) -> dict[str, Any]:
@@ -87,15 +81,101 @@ def _run_name() -> str:
     return f"watch {params.get('mailbox') or 'inbox'}"
 
 
+@task(name="pending rejections", cache_policy=NO_CACHE)
+def pending_rejection_events(mailbox: str, config_file: str | None) -> list[dict[str, Any]]:
+    """Rejections whose reactions were not started: new ones, and any a crash left behind."""
+    settings = load_settings(Path(config_file) if config_file else None)
+    store = Store.open(settings.database_url)
+    try:
+        with store.unit_of_work() as session:
+            row = get_mailbox(session, mailbox)
+            if row is None:
+                return []
+            out = []
+            for event_id in pending_rejections(session, row.id):
+                rejection = load_rejection(session, event_id, settings)
+                out.append(
+                    {
+                        "event_id": event_id,
+                        "title": rejection.title,
+                        "natural_key": f"{row.name}|{rejection.message.key}",
+                        "payload": rejection.payload,
+                    }
+                )
+            return out
+    finally:
+        store.close()
+
+
+@task(name="mark reactions started", cache_policy=NO_CACHE)
+def mark_reactions_started(event_id: int, config_file: str | None) -> None:
+    settings = load_settings(Path(config_file) if config_file else None)
+    store = Store.open(settings.database_url)
+    try:
+        with store.unit_of_work() as session:
+            mark_started(session, event_id)
+    finally:
+        store.close()
+
+
+def emit_rejection(item: dict[str, Any]) -> None:
+    """``onward.rejection.detected`` for the UI and automations; the id is deterministic."""
+    natural = item["natural_key"]
+    payload = {k: v for k, v in item["payload"].items() if k != "reasons"}
+    emit_event(
+        event="onward.rejection.detected",
+        resource={
+            "prefect.resource.id": f"onward.rejection.{uuid.uuid5(uuid.NAMESPACE_URL, natural)}",
+            "prefect.resource.name": item["title"],
+        },
+        payload=payload,
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"onward/rejection.detected/{natural}"),
+    )
+
+
+def start_reactions(item: dict[str, Any], reactions: str, config_file: str | None) -> None:
+    """Draft and cooldown for one rejection: as deployment runs (``onward run``), or right
+    here (``onward sync --once``, the demo), where the cooldown's end is left for the worker."""
+    from flows.cooldown import cooldown
+    from flows.request_feedback import request_feedback
+
+    params = {"event_id": item["event_id"], "config_file": config_file, "title": item["title"]}
+    if reactions == "deployments":
+        from prefect.deployments import run_deployment
+
+        natural = uuid.uuid5(uuid.NAMESPACE_URL, item["natural_key"])
+        for name, flow_name in (("feedback", REQUEST_FEEDBACK), ("cooldown", COOLDOWN)):
+            run_deployment(
+                flow_name,
+                parameters=params,
+                idempotency_key=f"onward-{name}-{natural}",
+                timeout=0,
+                as_subflow=False,
+                tags=["onward", "rejection"],
+            )
+    else:
+        request_feedback(**params)
+        cooldown(**params, schedule_end=False)
+
+
 @flow(name="watch_inbox", flow_run_name=_run_name, log_prints=False)
 def watch_inbox(
-    mailbox: str | None = None, since: str | None = None, config_file: str | None = None
+    mailbox: str | None = None,
+    since: str | None = None,
+    config_file: str | None = None,
+    reactions: str = "inline",
 ) -> dict[str, Any]:
-    """Sync new mail from the watched folder into the ledger (``since``: ISO date backfill)."""
+    """Sync new mail into the ledger (``since``: ISO date backfill), then start the
+    reactions to each rejection: ``inline``, as ``deployments`` runs, or ``none``."""
     logger = get_run_logger()
     report = sync_mailbox(mailbox, since, config_file)
     summary = describe(report)
     logger.info(summary)
+    if reactions != "none":
+        for item in pending_rejection_events(report["mailbox"], config_file):
+            emit_rejection(item)
+            start_reactions(item, reactions, config_file)
+            mark_reactions_started(item["event_id"], config_file)
     if report["recorded"] or report["malformed"] or report["uidvalidity_changed"]:
         create_markdown_artifact(
             key="watch-inbox-summary",
