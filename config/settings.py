@@ -37,6 +37,13 @@ class UserSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    process_limit: int = 4
+    fallback_interval_minutes: int = 5
+    prefect_port: int = 4200
+
+
+@dataclass(frozen=True)
 class ReactionSettings:
     cooldown_days: int = 3
 
@@ -56,6 +63,7 @@ class Settings:
     user: UserSettings = field(default_factory=UserSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     reactions: ReactionSettings = field(default_factory=ReactionSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
     config_file: Path | None = None
 
     @property
@@ -94,6 +102,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "user": UserSettings,
     "classifier": ClassifierSettings,
     "reactions": ReactionSettings,
+    "worker": WorkerSettings,
 }
 
 

@@ -58,6 +58,20 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("run", help="the worker: watch the inbox (IDLE) and serve every flow")
+    p.add_argument("--mailbox")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("drafts", help="the feedback requests onward drafted, and their state")
+    p.add_argument("--mailbox")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not look in the mailbox for sent or deleted drafts",
+    )
+    p.set_defaults(func=cmd_drafts)
+
     p = sub.add_parser("demo", help="run onward end to end on a throwaway sample mailbox")
     p.add_argument("--dir", type=Path, help="where to build the demo (default a new temp folder)")
     p.set_defaults(func=cmd_demo)
@@ -364,6 +378,49 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# --- run and drafts --------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from deployments.worker import run_worker
+
+    return run_worker(args.settings, args.mailbox, _config_arg(args))
+
+
+def cmd_drafts(args: argparse.Namespace) -> int:
+    from tasks.reactions import list_requests
+
+    settings: Settings = args.settings
+    rows = list_requests(settings, args.mailbox, check=not args.no_check)
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        return 0
+    if not rows:
+        print("no feedback requests drafted yet")
+        return 0
+    now = datetime.now(UTC)
+    print(f"{'state':<16} {'age':>5}  {'company':<22} {'role':<26} to")
+    for row in rows:
+        age = _age(now - datetime.fromisoformat(row["created_at"]))
+        to = row["to"] or "(needs a recipient)"
+        print(
+            f"{row['state']:<16} {age:>5}  {(row['company'] or '?')[:22]:<22} "
+            f"{(row['role'] or '?')[:26]:<26} {to}"
+        )
+    folder = rows[0]["folder"] or "Drafts"
+    print(f"\nthe drafts are in {folder} in your mailbox: review and send them from there")
+    return 0
+
+
+def _age(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
 
 
 # --- demo ------------------------------------------------------------------------------

@@ -1,0 +1,232 @@
+"""`onward run`: the worker a person leaves running.
+
+One process serves every deployment (with a process limit) and keeps an IDLE doorbell on
+the inbox; each ring asks for a watch_inbox run. A local Prefect server is started and
+supervised when PREFECT_API_URL is not set. SIGTERM or Ctrl-C stops it cleanly; the
+database and Prefect's scheduled runs carry everything over to the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+from config.settings import Settings
+from deployments.server import LocalPrefectServer
+from tasks.errors import ConfigError
+
+log = logging.getLogger("onward.worker")
+
+ZOMBIE_AUTOMATION = "onward: crash zombie flow runs"
+
+
+def run_worker(settings: Settings, mailbox: str | None, config_file: str | None) -> int:
+    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # reactions within seconds
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")  # zombie detection
+    with ExitStack() as stack:
+        if not os.environ.get("PREFECT_API_URL"):
+            print("starting a local Prefect server ...", flush=True)
+            server = stack.enter_context(
+                LocalPrefectServer(settings.prefect_home, port=settings.worker.prefect_port)
+            )
+            os.environ["PREFECT_API_URL"] = server.api_url
+            ui = server.ui_url
+        else:
+            ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+        return _serve(settings, mailbox, config_file, ui)
+    return 0  # pragma: no cover - ExitStack never swallows
+
+
+def _serve(settings: Settings, mailbox: str | None, config_file: str | None, ui: str) -> int:
+    # Imported only now: Prefect reads PREFECT_API_URL when it is first imported.
+    from prefect import serve
+
+    from tasks.accounts import Account
+    from tasks.store import Store, get_mailbox
+
+    store = Store.open(settings.database_url)
+    with store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        if row is None:
+            raise ConfigError("no mailbox is connected; run `onward connect` first")
+        account = Account.from_row(row, settings)
+    store.close()
+
+    deployments = build_deployments(account.name, config_file, settings)
+    for deployment in deployments:  # registered before the doorbell may ask for a run
+        deployment.apply()
+    install_zombie_automation()
+    stop = threading.Event()
+    doorbell = threading.Thread(
+        target=_doorbell,
+        args=(settings, account, config_file, stop),
+        name="onward-doorbell",
+        daemon=True,
+    )
+    catch_up = threading.Thread(
+        target=_catch_up, args=(settings, config_file, stop), name="onward-catch-up", daemon=True
+    )
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # serve() shuts down cleanly on it
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    print(f"onward is watching {account.name}", flush=True)
+    print(f"Prefect UI: {ui}", flush=True)
+    doorbell.start()
+    catch_up.start()
+    try:
+        serve(*deployments, limit=settings.worker.process_limit, print_starting_message=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        doorbell.join(timeout=10)
+        print("onward stopped; it picks up where it left off on the next start", flush=True)
+    return 0
+
+
+def build_deployments(mailbox: str, config_file: str | None, settings: Settings) -> list[Any]:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType  # type: ignore[attr-defined]
+
+    from flows.cooldown import cooldown, pick_yourself_up
+    from flows.request_feedback import request_feedback
+    from flows.watch_inbox import watch_inbox
+
+    common: dict[str, Any] = {
+        "tags": ["onward"],
+        # Module paths, not file paths: the installed package runs from any directory.
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+    return [
+        watch_inbox.to_deployment(
+            "watch",
+            parameters={"mailbox": mailbox, "config_file": config_file, "reactions": "deployments"},
+            interval=timedelta(minutes=settings.worker.fallback_interval_minutes),
+            # The interval fallback; passes on IDLE rings run in the worker process itself.
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+            ),
+            description="Sync new mail, classify it, start the reactions to rejections.",
+            **common,
+        ),
+        request_feedback.to_deployment(
+            "request-feedback", description="Draft the feedback request in Drafts.", **common
+        ),
+        cooldown.to_deployment(
+            "cooldown", description="Record the cooldown and schedule its end.", **common
+        ),
+        pick_yourself_up.to_deployment(
+            "pick-yourself-up", description="The end of a cooldown.", **common
+        ),
+    ]
+
+
+def install_zombie_automation() -> None:
+    """Runs of a killed worker become Crashed instead of Running forever (and holding the
+    watch deployment's concurrency slot)."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    try:
+        Automation.read(name=ZOMBIE_AUTOMATION)  # type: ignore[unused-coroutine]  # sync here
+        return
+    except ValueError:
+        pass
+    Automation(
+        name=ZOMBIE_AUTOMATION,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=3 * 60 + 30),  # > 3 missed heartbeats of 60 s
+        ),
+        actions=[
+            ChangeFlowRunState(
+                name="Crashed",
+                state=StateType.CRASHED,
+                message="Flow run marked crashed: no heartbeat.",
+                force=False,
+            )
+        ],
+    ).create()
+
+
+def _doorbell(
+    settings: Settings, account: Any, config_file: str | None, stop: threading.Event
+) -> None:
+    """IDLE on the inbox; every ring (and every reconnect) runs a watch_inbox pass here, in
+    this process: a rejection's reactions then start as deployment runs within seconds,
+    without waiting for a flow-run process to start for the pass itself."""
+    from flows.watch_inbox import watch_inbox
+    from tasks.accounts import open_backend
+    from tasks.watcher import Watcher
+
+    def ring(_: object) -> None:
+        try:
+            watch_inbox(mailbox=account.name, config_file=config_file, reactions="deployments")
+        except Exception:
+            # Recorded in the UI as a failed run; the next ring or the interval run retries.
+            log.exception("an inbox pass failed")
+
+    watcher = Watcher(
+        lambda: open_backend(account, settings),
+        ring,
+        renew_seconds=settings.sync.idle_renew_seconds,
+        backoff_initial=settings.sync.reconnect_initial_seconds,
+        backoff_max=settings.sync.reconnect_max_seconds,
+    )
+    while not stop.is_set():
+        try:
+            watcher.run(stop)
+        except Exception:
+            log.exception("the inbox doorbell failed; retrying in 60 s (the interval run goes on)")
+            stop.wait(60)
+
+
+def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event) -> None:
+    """Cooldowns recorded by `onward sync --once` get their scheduled end here."""
+    from sqlalchemy import select
+
+    from flows.cooldown import schedule_cooldown_end
+    from tasks.store import Cooldown, Store
+
+    store = Store.open(settings.database_url)
+    try:
+        while not stop.wait(1.0):
+            with store.unit_of_work() as session:
+                waiting = session.scalars(
+                    select(Cooldown.id).where(
+                        Cooldown.end_run_id.is_(None), Cooldown.ended_at.is_(None)
+                    )
+                ).all()
+            for cooldown_id in waiting:
+                try:
+                    schedule_cooldown_end(
+                        store, cooldown_id, config_file, f"cooldown {cooldown_id}"
+                    )
+                except Exception:
+                    log.exception(
+                        "scheduling the end of cooldown %s failed; will retry", cooldown_id
+                    )
+            stop.wait(60)
+    finally:
+        store.close()
