@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("onward: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`onward drafts --json | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("demo", help="run onward end to end on a throwaway sample mailbox")
     p.add_argument("--dir", type=Path, help="where to build the demo (default a new temp folder)")
+    p.add_argument(
+        "--serve", action="store_true", help="then keep the worker and the Prefect UI running"
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -429,4 +432,4 @@ def _age(delta: Any) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from deployments.demo import run_demo
 
-    return run_demo(args.dir, started=time.monotonic())
+    return run_demo(args.dir, started=time.monotonic(), serve=args.serve)

@@ -6,7 +6,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
@@ -15,17 +14,17 @@ from sqlalchemy import select
 
 from config.settings import load_settings
 from tasks.maildir import create_maildir, deliver_to_maildir
-from tasks.store import LedgerEntry, Mailbox, Store
+from tasks.store import Cooldown, FeedbackRequest, LedgerEntry, Mailbox, Store
 
 DEMO_ADDRESS = "sam.rivera@example.org"
+DEMO_NAME = "Sam Rivera"
 DEMO_MAILBOX = "demo"
 
 
 def sample_messages() -> list[tuple[str, bytes]]:
     """The sample mail shipped with onward, in delivery order."""
     folder = resources.files("config") / "samples"
-    items = sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".eml"))
-    return items
+    return sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".eml"))
 
 
 def build_demo_maildir(root: Path) -> Path:
@@ -49,14 +48,21 @@ def _date_header(raw: bytes) -> float | None:
     return None
 
 
-def run_demo(directory: Path | None, started: float) -> int:
+def run_demo(directory: Path | None, started: float, serve: bool = False) -> int:
     root = Path(directory or tempfile.mkdtemp(prefix="onward-demo-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     step = _stepper(started)
     step(f"building a sample mailbox in {root}")
     maildir = build_demo_maildir(root)
-    settings = load_settings(environ={**os.environ, "ONWARD_HOME": str(root / "home")})
-    settings = replace(settings, user=replace(settings.user, addresses=(DEMO_ADDRESS,)))
+    # The flows read settings from the environment, like a worker's flow runs do.
+    os.environ["ONWARD_HOME"] = str(root / "home")
+    os.environ.setdefault("ONWARD_USER_NAME", DEMO_NAME)
+    os.environ.pop("ONWARD_DATABASE_URL", None)
+    settings = load_settings()
+    if "PREFECT_API_URL" not in os.environ:
+        # The demo's flow runs go with the rest of the demo, not into the person's history.
+        settings.prefect_home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(settings.prefect_home)
     store = Store.open(settings.database_url)
     with store.unit_of_work() as session:
         if session.scalars(select(Mailbox).where(Mailbox.name == DEMO_MAILBOX)).first() is None:
@@ -70,30 +76,50 @@ def run_demo(directory: Path | None, started: float) -> int:
                     address=DEMO_ADDRESS,
                 )
             )
-    step(f"{len(sample_messages())} messages delivered; running the watch_inbox flow (Prefect)")
-    os.environ["ONWARD_HOME"] = str(settings.home)
-    if "PREFECT_API_URL" not in os.environ:
-        # The demo's flow runs go with the rest of the demo, not into the person's history.
-        settings.prefect_home.mkdir(parents=True, exist_ok=True)
-        os.environ["PREFECT_HOME"] = str(settings.prefect_home)
+    step(f"{len(sample_messages())} messages delivered; starting Prefect and the watch_inbox flow")
+    from flows.cooldown import pick_yourself_up
     from flows.watch_inbox import describe, watch_inbox
 
     report = watch_inbox(mailbox=DEMO_MAILBOX, since="1990-01-01T00:00:00+00:00")
     step(describe(report))
     with store.unit_of_work() as session:
+        cooldowns = session.scalars(select(Cooldown.id)).all()
+    step(f"bringing the end of {len(cooldowns)} cooldown(s) forward (normally 3 days)")
+    for cooldown_id in cooldowns:
+        pick_yourself_up(cooldown_id=cooldown_id, title="demo")
+    _summary(store, maildir, settings.calendar_file)
+    store.close()
+    print(f"onward data      {settings.home}")
+    if serve:
+        from deployments.worker import run_worker
+
+        print("\nstarting the worker on the demo mailbox (Ctrl-C to stop) ...", flush=True)
+        return run_worker(settings, DEMO_MAILBOX, None)
+    print("see the runs     onward demo --serve  (the worker and the Prefect UI on this demo)")
+    print(f"look around      ONWARD_HOME={settings.home} onward drafts | onward status")
+    return 0
+
+
+def _summary(store: Store, maildir: Path, calendar: Path) -> None:
+    with store.unit_of_work() as session:
         rows = session.scalars(select(LedgerEntry).order_by(LedgerEntry.sent_at)).all()
-        print()
-        print(f"{'label':<22} {'from':<34} subject")
+        print(f"\n{'what onward saw':<22} {'from':<34} subject")
         for row in rows:
             label = row.label or row.status
             print(f"{label:<22} {(row.from_addr or '-')[:33]:<34} {row.subject or ''}")
-    store.close()
+        requests = session.scalars(select(FeedbackRequest)).all()
+        print("\nfeedback requests drafted (review and send them yourself; onward never sends):")
+        for request in requests:
+            to = (
+                f"{request.to_name} <{request.to_addr}>"
+                if request.to_addr
+                else "(needs a recipient)"
+            )
+            print(f"  {request.company or '?'} — {request.role or '?'}: to {to}, {request.state}")
+    drafts = sorted((maildir / ".Drafts" / "cur").iterdir())
     print()
-    print(f"sample mailbox   {maildir}")
-    print(f"onward data      {settings.home} (ledger in {settings.database_url})")
-    print(f"flow runs        PREFECT_HOME={os.environ.get('PREFECT_HOME')} prefect server start")
-    print(f"try              ONWARD_HOME={settings.home} onward status")
-    return 0
+    print(f"drafts           {maildir / '.Drafts' / 'cur'} ({len(drafts)} file(s))")
+    print(f"calendar         {calendar}")
 
 
 def _stepper(started: float) -> Callable[[str], None]:
