@@ -335,3 +335,48 @@ def write_calendar(session: Session, path: Path) -> int:
 
 def _day(value: datetime) -> date:
     return value.astimezone(UTC).date()
+
+
+def list_requests(settings: Settings, mailbox: str | None, *, check: bool) -> list[dict[str, Any]]:
+    """The feedback requests of ``mailbox`` for `onward drafts`; with ``check``, drafts the
+    person sent or deleted since are looked up in the mailbox and their state recorded."""
+    from tasks.store import Store, get_mailbox
+
+    store = Store.open(settings.database_url)
+    try:
+        with store.unit_of_work() as session:
+            row = get_mailbox(session, mailbox)
+            if row is None:
+                return []
+            account = Account.from_row(row, settings)
+            requests = session.scalars(
+                select(FeedbackRequest)
+                .where(FeedbackRequest.mailbox_id == row.id)
+                .order_by(FeedbackRequest.created_at)
+            ).all()
+            open_states = [r for r in requests if r.state in ("drafted", "needs_recipient")]
+            if check and open_states:
+                with open_draft_store(account, settings, row.drafts_folder) as drafts:
+                    for request in open_states:
+                        entry = session.get_one(LedgerEntry, request.ledger_id)
+                        rejection_id = entry.message_id
+                        if rejection_id and drafts.sent_reply_to(rejection_id):
+                            request.state = "sent"
+                        elif not drafts.exists(
+                            DraftRef(request.folder or "Drafts", request.draft_uid), request.marker
+                        ):
+                            request.state = "discarded"
+            return [
+                {
+                    "company": r.company,
+                    "role": r.role,
+                    "to": f"{r.to_name} <{r.to_addr}>" if r.to_name else r.to_addr,
+                    "state": r.state,
+                    "folder": r.folder,
+                    "note": r.note,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in requests
+            ]
+    finally:
+        store.close()
