@@ -247,7 +247,7 @@ def _parse_date(value: str) -> str:
 def _nothing_new(settings: Settings, name: str | None) -> bool:
     """UIDNEXT says whether anything arrived; then no flow run (and no Prefect start) is needed."""
     from tasks.accounts import Account, open_backend
-    from tasks.store import Store, get_mailbox
+    from tasks.store import Store, get_mailbox, pending_rejections
 
     store = Store.open(settings.database_url)
     try:
@@ -255,6 +255,8 @@ def _nothing_new(settings: Settings, name: str | None) -> bool:
             row = get_mailbox(session, name)
             if row is None or row.uidvalidity is None or row.last_uid is None:
                 return False
+            if pending_rejections(session, row.id):
+                return False  # reactions a crash left unstarted: the flow picks them up
             account = Account.from_row(row, settings)
             cursor = (row.uidvalidity, row.last_uid)
         with closing(open_backend(account, settings)) as backend:
@@ -277,18 +279,11 @@ def _watch_forever(
     import signal
 
     from flows.watch_inbox import describe, watch_inbox
-    from tasks.accounts import Account, open_backend
+    from tasks.accounts import load_account, open_backend
     from tasks.mailbox import Mailbox
-    from tasks.store import Store, get_mailbox
     from tasks.watcher import Watcher
 
-    store = Store.open(settings.database_url)
-    with store.unit_of_work() as session:
-        row = get_mailbox(session, name)
-        if row is None:
-            raise ConfigError("no mailbox is connected; run `onward connect` first")
-        account = Account.from_row(row, settings)
-    store.close()
+    account = load_account(settings, name)
     pending_since = [since]
 
     def run_sync(_: Mailbox) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 from config.settings import Settings
 from deployments.server import LocalPrefectServer
-from tasks.errors import ConfigError
 
 log = logging.getLogger("onward.worker")
 
@@ -46,17 +45,9 @@ def _serve(settings: Settings, mailbox: str | None, config_file: str | None, ui:
     # Imported only now: Prefect reads PREFECT_API_URL when it is first imported.
     from prefect import serve
 
-    from tasks.accounts import Account
-    from tasks.store import Store, get_mailbox
+    from tasks.accounts import load_account
 
-    store = Store.open(settings.database_url)
-    with store.unit_of_work() as session:
-        row = get_mailbox(session, mailbox)
-        if row is None:
-            raise ConfigError("no mailbox is connected; run `onward connect` first")
-        account = Account.from_row(row, settings)
-    store.close()
-
+    account = load_account(settings, mailbox)
     deployments = build_deployments(account.name, config_file, settings)
     for deployment in deployments:  # registered before the doorbell may ask for a run
         deployment.apply()

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
+from config.settings import Settings, load_settings
 from tasks.errors import MailboxConnectError, TransientMailboxError
+from tasks.store import Store
+
+
+@contextmanager
+def app_store(config_file: str | None) -> Iterator[tuple[Settings, Store]]:
+    """Settings and the app database for one flow or task run (each run is an entry point:
+    served runs execute in their own process)."""
+    settings = load_settings(Path(config_file) if config_file else None)
+    store = Store.open(settings.database_url)
+    try:
+        yield settings, store
+    finally:
+        store.close()
 
 
 def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -11,8 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run
 
-from config.settings import load_settings
-from flows.common import rejection_title
+from flows.common import app_store, rejection_title
 from tasks.reactions import load_rejection, record_cooldown, write_calendar
 from tasks.store import Cooldown, Store, utcnow
 
@@ -41,9 +39,7 @@ def cooldown(
     schedules the end. ``ends_at`` brings the end forward (the demo).
     """
     logger = get_run_logger()
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
+    with app_store(config_file) as (settings, store):
         with store.unit_of_work() as session:
             rejection = load_rejection(session, event_id, settings)
             row = record_cooldown(session, rejection, settings.reactions.cooldown_days)
@@ -66,8 +62,6 @@ def cooldown(
             description=f"Cooldown for {rejection.title}",
         )
         return {"cooldown_id": cooldown_id, "ends_at": end.isoformat(), "end_run": scheduled}
-    finally:
-        store.close()
 
 
 def schedule_cooldown_end(
@@ -102,9 +96,7 @@ def pick_yourself_up(
     """The cooldown is over: start what follows (the development plan and networking flows
     join here as they arrive; for now the end is recorded)."""
     logger = get_run_logger()
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
+    with app_store(config_file) as (_settings, store):
         with store.unit_of_work() as session:
             row = session.get_one(Cooldown, cooldown_id)
             first = row.ended_at is None
@@ -112,5 +104,3 @@ def pick_yourself_up(
                 row.ended_at = utcnow()
         logger.info("cooldown %s over%s", cooldown_id, "" if first else " (already recorded)")
         return {"cooldown_id": cooldown_id, "ended": first}
-    finally:
-        store.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -10,8 +9,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from config.settings import Settings, load_settings
-from flows.common import rejection_title, transient
+from config.settings import Settings
+from flows.common import app_store, rejection_title, transient
 from tasks.reactions import (
     DraftPlan,
     Rejection,
@@ -48,9 +47,7 @@ def request_feedback(
 ) -> dict[str, Any]:
     """Draft the feedback request for rejection event ``event_id`` (``title`` names the run)."""
     logger = get_run_logger()
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
+    with app_store(config_file) as (settings, store):
         with store.unit_of_work() as session:
             rejection = load_rejection(session, event_id, settings)
             request = existing_request(session, rejection.ledger_id)
@@ -72,8 +69,6 @@ def request_feedback(
             description=f"Feedback request for {rejection.title}",
         )
         return {"state": state, "created": True, "folder": folder}
-    finally:
-        store.close()
 
 
 def _refresh(rejection: Rejection, settings: Settings, folder: str | None, store: Store) -> str:

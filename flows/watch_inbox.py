@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from contextlib import closing
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -14,13 +13,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from config.settings import load_settings
-from flows.common import transient
+from flows.common import app_store, transient
 from tasks.accounts import Account, open_backend
 from tasks.errors import MailboxError
-from tasks.reactions import load_rejection, mark_started, pending_rejections
+from tasks.reactions import load_rejection, mark_started
 from tasks.steps import message_step
-from tasks.store import Store, get_mailbox
+from tasks.store import get_mailbox, pending_rejections
 from tasks.sync import MailboxNotConnectedError, sync_once
 
 REQUEST_FEEDBACK = "request_feedback/request-feedback"
@@ -44,9 +42,7 @@ def parse_since(value: str | None) -> datetime | None:
 )
 def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None) -> dict[str, Any]:
     """Fetch what is new, parse it, hand it to the per-message step, record it."""
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
+    with app_store(config_file) as (settings, store):
         with store.unit_of_work() as session:
             row = get_mailbox(session, mailbox)
             if row is None:
@@ -72,8 +68,6 @@ def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None
                     failed.last_error = str(exc)
             raise
         return report.as_dict()
-    finally:
-        store.close()
 
 
 def _run_name() -> str:
@@ -84,38 +78,28 @@ def _run_name() -> str:
 @task(name="pending rejections", cache_policy=NO_CACHE)
 def pending_rejection_events(mailbox: str, config_file: str | None) -> list[dict[str, Any]]:
     """Rejections whose reactions were not started: new ones, and any a crash left behind."""
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
-        with store.unit_of_work() as session:
-            row = get_mailbox(session, mailbox)
-            if row is None:
-                return []
-            out = []
-            for event_id in pending_rejections(session, row.id):
-                rejection = load_rejection(session, event_id, settings)
-                out.append(
-                    {
-                        "event_id": event_id,
-                        "title": rejection.title,
-                        "natural_key": f"{row.name}|{rejection.message.key}",
-                        "payload": rejection.payload,
-                    }
-                )
-            return out
-    finally:
-        store.close()
+    with app_store(config_file) as (settings, store), store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        if row is None:
+            return []
+        out = []
+        for event_id in pending_rejections(session, row.id):
+            rejection = load_rejection(session, event_id, settings)
+            out.append(
+                {
+                    "event_id": event_id,
+                    "title": rejection.title,
+                    "natural_key": f"{row.name}|{rejection.message.key}",
+                    "payload": rejection.payload,
+                }
+            )
+        return out
 
 
 @task(name="mark reactions started", cache_policy=NO_CACHE)
 def mark_reactions_started(event_id: int, config_file: str | None) -> None:
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
-        with store.unit_of_work() as session:
-            mark_started(session, event_id)
-    finally:
-        store.close()
+    with app_store(config_file) as (_settings, store), store.unit_of_work() as session:
+        mark_started(session, event_id)
 
 
 def emit_rejection(item: dict[str, Any]) -> None:

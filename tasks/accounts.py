@@ -72,3 +72,18 @@ def open_backend(account: Account, settings: Settings) -> Mailbox:
             )
         return ImapMailbox(account.imap, lambda: load_secret(settings.secrets_dir, ref))
     raise ConfigError(f"mailbox {account.name!r} has unknown kind {account.kind!r}")
+
+
+def load_account(settings: Settings, name: str | None) -> Account:
+    """The connected mailbox called ``name`` (or the last connected one)."""
+    from tasks.store import Store, get_mailbox
+
+    store = Store.open(settings.database_url)
+    try:
+        with store.unit_of_work() as session:
+            row = get_mailbox(session, name)
+            if row is None:
+                raise ConfigError("no mailbox is connected; run `onward connect` first")
+            return Account.from_row(row, settings)
+    finally:
+        store.close()

@@ -19,6 +19,9 @@ from tasks.parse import parse_message
 
 log = logging.getLogger("onward.sync")
 
+# The event a rejection becomes; the reactions consume it.
+REJECTION_DETECTED = "rejection.detected"
+
 
 @dataclass(frozen=True)
 class StepResult:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from tasks.accounts import Account
+from tasks.decide import REJECTION_DETECTED
 from tasks.drafts import DraftRef, DraftStore, ImapDrafts, MaildirDrafts
 from tasks.errors import ConfigError
 from tasks.message import Address, Message
@@ -40,8 +41,6 @@ from tasks.store import (
     Mailbox,
     utcnow,
 )
-
-REJECTION_DETECTED = "rejection.detected"
 
 
 @dataclass(frozen=True)
@@ -74,16 +73,6 @@ class Rejection:
     @property
     def marker(self) -> str:
         return clean_text(self.message.message_id or self.message.key, 900)
-
-
-def pending_rejections(session: Session, mailbox_id: int | None = None) -> list[int]:
-    """Rejection events whose reactions were not started yet (a crash, the API down)."""
-    query = select(DomainEvent.id).where(
-        DomainEvent.kind == REJECTION_DETECTED, DomainEvent.handled_at.is_(None)
-    )
-    if mailbox_id is not None:
-        query = query.where(DomainEvent.mailbox_id == mailbox_id)
-    return list(session.scalars(query.order_by(DomainEvent.id)))
 
 
 def mark_started(session: Session, event_id: int) -> None:

@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.classify import Rules, Verdict, classify, load_rules
-from tasks.decide import MessageHandler, StepResult
+from tasks.decide import REJECTION_DETECTED, MessageHandler, StepResult
 from tasks.message import Message
 
 if TYPE_CHECKING:
     from config.settings import Settings
     from tasks.accounts import Account
-
-REJECTION_DETECTED = "rejection.detected"  # the same kind tasks.reactions consumes
 
 
 @lru_cache(maxsize=4)

@@ -43,6 +43,8 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
+from tasks.decide import REJECTION_DETECTED
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -331,6 +333,16 @@ def insert_events(
         return 0
     session.execute(_insert_ignoring_duplicates(session, DomainEvent.__table__), values)
     return len(values)
+
+
+def pending_rejections(session: Session, mailbox_id: int | None = None) -> list[int]:
+    """Rejection events whose reactions were not started yet (a crash, the API down)."""
+    query = select(DomainEvent.id).where(
+        DomainEvent.kind == REJECTION_DETECTED, DomainEvent.handled_at.is_(None)
+    )
+    if mailbox_id is not None:
+        query = query.where(DomainEvent.mailbox_id == mailbox_id)
+    return list(session.scalars(query.order_by(DomainEvent.id)))
 
 
 def ledger_counts(session: Session, mailbox_id: int) -> dict[str, int]:
