@@ -6,7 +6,7 @@ Loads easy_ham (3,900 messages) into a private Dovecot on 127.0.0.1, then altern
 - baseline: one imapclient session, EXAMINE, SEARCH, FETCH of the same header fields,
   BODYSTRUCTURE and size, then the same capped text part; nothing else;
 - onward: ``sync_once`` into a fresh SQLite ledger with the real per-message step
-  (parse, classify, record).
+  (parse, classify, record; ``--step record`` leaves out the classifier).
 Prints messages per second for both and the ratio (target: onward >= 0.7x baseline).
 Then times `onward sync --once` with nothing new against `onward --help` (start-up).
 """
@@ -55,10 +55,11 @@ def baseline(port: int) -> int:
     return count
 
 
-def onward(port: int, workdir: Path, inline: bool = False) -> int:
+def onward(port: int, workdir: Path, inline: bool = False, step: str = "classify") -> int:
     from config.settings import load_settings
     from tasks.accounts import Account
     from tasks.imap import ImapConfig, ImapMailbox
+    from tasks.decide import record_only
     from tasks.steps import message_step
     from tasks.store import Mailbox, Store
     from tasks.sync import sync_once
@@ -78,7 +79,7 @@ def onward(port: int, workdir: Path, inline: bool = False) -> int:
             "bench",
             box,
             since=datetime(1990, 1, 1, tzinfo=UTC),
-            handler=message_step(settings, account),
+            handler=message_step(settings, account) if step == "classify" else record_only,
             batch_size=100,
             max_text_bytes=CAP,
             parallel_threshold=10**9 if inline else 1000,
@@ -144,6 +145,12 @@ def main() -> None:
     parser.add_argument(
         "--inline", action="store_true", help="decide in this process, no worker process"
     )
+    parser.add_argument(
+        "--step",
+        choices=["classify", "record"],
+        default="classify",
+        help="the per-message step: the classifier (default) or record only",
+    )
     parser.add_argument("--startup-reps", type=int, default=5)
     args = parser.parse_args()
     with DovecotServer() as server, tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +163,7 @@ def main() -> None:
         for r in range(args.rounds):
             n, t = timed(baseline, server.port)
             base_rates.append(n / t)
-            m, u = timed(onward, server.port, workdir, args.inline)
+            m, u = timed(onward, server.port, workdir, args.inline, args.step)
             onward_rates.append(m / u)
             print(
                 f"round {r + 1}: baseline {n} msgs in {t:.2f} s ({n / t:,.0f}/s); "
