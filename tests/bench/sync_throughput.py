@@ -58,8 +58,8 @@ def baseline(port: int) -> int:
 def onward(port: int, workdir: Path, inline: bool = False, step: str = "classify") -> int:
     from config.settings import load_settings
     from tasks.accounts import Account
-    from tasks.imap import ImapConfig, ImapMailbox
     from tasks.decide import record_only
+    from tasks.imap import ImapConfig, ImapMailbox
     from tasks.steps import message_step
     from tasks.store import Mailbox, Store
     from tasks.sync import sync_once
