@@ -224,9 +224,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if since is None and _nothing_new(settings, args.mailbox):
             print("nothing new")
             return 0
+        from flows.common import in_process
         from flows.watch_inbox import describe, watch_inbox
 
-        report = watch_inbox(mailbox=args.mailbox, since=since, config_file=_config_arg(args))
+        with in_process():
+            report = watch_inbox(mailbox=args.mailbox, since=since, config_file=_config_arg(args))
         print(describe(report))
         return 1 if report["failed"] else 0
     return _watch_forever(settings, args.mailbox, since, _config_arg(args))
@@ -278,6 +280,7 @@ def _watch_forever(
     """Foreground watch: sync now, then after every IDLE wake-up, until Ctrl-C."""
     import signal
 
+    from flows.common import in_process
     from flows.watch_inbox import describe, watch_inbox
     from tasks.accounts import load_account, open_backend
     from tasks.mailbox import Mailbox
@@ -287,7 +290,8 @@ def _watch_forever(
     pending_since = [since]
 
     def run_sync(_: Mailbox) -> None:
-        report = watch_inbox(mailbox=account.name, since=pending_since[0], config_file=config)
+        with in_process():
+            report = watch_inbox(mailbox=account.name, since=pending_since[0], config_file=config)
         pending_since[0] = None
         print(describe(report), flush=True)
 

@@ -77,16 +77,18 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
                 )
             )
     step(f"{len(sample_messages())} messages delivered; starting Prefect and the watch_inbox flow")
+    from flows.common import in_process
     from flows.cooldown import pick_yourself_up
     from flows.watch_inbox import describe, watch_inbox
 
-    report = watch_inbox(mailbox=DEMO_MAILBOX, since="1990-01-01T00:00:00+00:00")
-    step(describe(report))
-    with store.unit_of_work() as session:
-        cooldowns = session.scalars(select(Cooldown.id)).all()
-    step(f"bringing the end of {len(cooldowns)} cooldown(s) forward (normally 3 days)")
-    for cooldown_id in cooldowns:
-        pick_yourself_up(cooldown_id=cooldown_id, title="demo")
+    with in_process():
+        report = watch_inbox(mailbox=DEMO_MAILBOX, since="1990-01-01T00:00:00+00:00")
+        step(describe(report))
+        with store.unit_of_work() as session:
+            cooldowns = session.scalars(select(Cooldown.id)).all()
+        step(f"bringing the end of {len(cooldowns)} cooldown(s) forward (normally 3 days)")
+        for cooldown_id in cooldowns:
+            pick_yourself_up(cooldown_id=cooldown_id, title="demo")
     _summary(store, maildir, settings.calendar_file)
     store.close()
     print(f"onward data      {settings.home}")

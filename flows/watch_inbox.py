@@ -118,8 +118,13 @@ def emit_rejection(item: dict[str, Any]) -> None:
 
 
 def start_reactions(item: dict[str, Any], reactions: str, config_file: str | None) -> None:
-    """Draft and cooldown for one rejection: as deployment runs (``onward run``), or right
-    here (``onward sync --once``, the demo), where the cooldown's end is left for the worker."""
+    """Draft and cooldown for one rejection.
+
+    ``deployments``: as deployment runs with idempotency keys (the interval pass, work
+    pools). ``worker``: right here as subflows, the cooldown's end as a scheduled
+    deployment run (`onward run`'s IDLE passes: a flow-run process costs seconds of CPU,
+    the draft is time-sensitive). ``inline``: here too, the end left for `onward run`
+    (`onward sync --once`, the demo)."""
     from flows.cooldown import cooldown
     from flows.request_feedback import request_feedback
 
@@ -139,7 +144,7 @@ def start_reactions(item: dict[str, Any], reactions: str, config_file: str | Non
             )
     else:
         request_feedback(**params)
-        cooldown(**params, schedule_end=False)
+        cooldown(**params, schedule_end=reactions == "worker")
 
 
 @flow(name="watch_inbox", flow_run_name=_run_name, log_prints=False)
@@ -150,7 +155,8 @@ def watch_inbox(
     reactions: str = "inline",
 ) -> dict[str, Any]:
     """Sync new mail into the ledger (``since``: ISO date backfill), then start the
-    reactions to each rejection: ``inline``, as ``deployments`` runs, or ``none``."""
+    reactions to each rejection: ``inline``, ``worker``, as ``deployments`` runs, or
+    ``none`` (see ``start_reactions``)."""
     logger = get_run_logger()
     report = sync_mailbox(mailbox, since, config_file)
     summary = describe(report)

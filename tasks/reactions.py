@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -316,8 +317,10 @@ def write_calendar(session: Session, path: Path) -> int:
         event.add("transp", "TRANSPARENT")
         cal.add_component(event)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(cal.to_ical())
+    # A temp file of its own: two cooldown runs may write at once.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".onward-", suffix=".ics.tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(cal.to_ical())
     os.replace(tmp, path)
     return len(rows)
 
