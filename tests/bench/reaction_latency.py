@@ -12,6 +12,7 @@ takes to tell any client that mail arrived, the floor for every IDLE-driven reac
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -89,7 +90,13 @@ def main() -> None:
                 if worker.poll() is not None or time.monotonic() - started > 240:
                     raise SystemExit(f"worker did not start:\n{log_path.read_text()}")
                 time.sleep(0.5)
-            time.sleep(5)  # the first pass starts the watch at "now"
+            while True:  # the first pass starts the watch at "now": wait for it
+                status = subprocess.run(
+                    [onward, "status", "--json"], env=env, capture_output=True, check=True
+                )
+                if json.loads(status.stdout).get("last_sync"):
+                    break
+                time.sleep(0.5)
             print(f"worker ready in {time.monotonic() - started:.1f} s")
 
             # Baseline: a bare IDLE session on INBOX, noting when each EXISTS arrives.
