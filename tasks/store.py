@@ -7,7 +7,6 @@ unique constraints: one ledger row per (mailbox, message key), one event per
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -362,7 +361,3 @@ def ledger_counts(session: Session, mailbox_id: int) -> dict[str, int]:
     ):
         counts[f"label:{label}"] = n
     return counts
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
