@@ -37,7 +37,7 @@ from tasks.errors import (
     MailboxTLSError,
     TransientMailboxError,
 )
-from tasks.mailbox import HEADER_FIELDS, Envelope, Fetched, FolderState, message_id_from_header
+from tasks.mailbox import HEADER_FIELDS, Envelope, Fetched, FolderState
 from tasks.parse import decode_partial
 
 SECURITY_MODES = ("tls", "starttls", "plain")
@@ -246,7 +246,6 @@ class ImapMailbox:
                     uid=uid,
                     header=header,
                     size=int(item.get(b"RFC822.SIZE") or 0),
-                    message_id=message_id_from_header(header),
                 )
                 self._structure[uid] = item.get(b"BODYSTRUCTURE")
                 out.append(env)

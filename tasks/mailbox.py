@@ -51,7 +51,6 @@ class Envelope:
     uid: int
     header: bytes
     size: int
-    message_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

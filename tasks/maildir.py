@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Self
 
 from tasks.errors import MailboxError
-from tasks.mailbox import Envelope, Fetched, FolderState, message_id_from_header
+from tasks.mailbox import Envelope, Fetched, FolderState
 
 # Local files are cheap to read, but a message with a large attachment is still not read
 # whole: the text parts come first in practice, and the parser tolerates the cut.
@@ -112,7 +112,7 @@ class MaildirMailbox:
                 header = _read_header(entry.path)
                 if header is None:  # gone since the scan: moved or deleted by the person
                     continue
-                out.append(Envelope(uid, header, entry.size, message_id_from_header(header)))
+                out.append(Envelope(uid, header, entry.size))
         return out
 
     def fetch(self, envelopes: Sequence[Envelope], max_text_bytes: int) -> list[Fetched]:

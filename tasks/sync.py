@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from tasks.decide import Decided, MessageHandler, decide_batch
 from tasks.errors import OnwardError
-from tasks.mailbox import Fetched, Mailbox
+from tasks.mailbox import Envelope, Fetched, Mailbox, message_id_from_header
 from tasks.store import Mailbox as MailboxRow
 from tasks.store import (
     Store,
@@ -126,6 +126,10 @@ def sync_once(
     else:
         uids = mailbox.uids_after(last_uid or 0)
 
+    # Only a rescan (new UIDVALIDITY, a wider backfill) meets mail the ledger may know: its
+    # bodies are not fetched. Above the cursor, the ledger's unique key is guard enough.
+    rescan = report.uidvalidity_changed or (since is not None and not report.first_run)
+
     def write(batch: list[int], decided: Future[Decided]) -> None:
         rows, events, duplicates = decided.result()
         report.already_known += duplicates
@@ -143,10 +147,7 @@ def sync_once(
         for start in range(0, len(uids), batch_size):
             batch = uids[start : start + batch_size]
             envelopes = mailbox.envelopes(batch)
-            with store.unit_of_work() as session:
-                ids = [e.message_id for e in envelopes if e.message_id]
-                known = known_keys(session, mailbox_id, ids)
-            fresh = [e for e in envelopes if not (e.message_id and e.message_id in known)]
+            fresh = _unknown(store, mailbox_id, envelopes) if rescan else envelopes
             report.seen += len(envelopes)
             report.already_known += len(envelopes) - len(fresh)
             fetched = mailbox.fetch(fresh, max_text_bytes) if fresh else []
@@ -165,6 +166,13 @@ def sync_once(
         row.last_error = None
     report.seconds = time.monotonic() - started
     return report
+
+
+def _unknown(store: Store, mailbox_id: int, envelopes: list[Envelope]) -> list[Envelope]:
+    ids = {e.uid: message_id_from_header(e.header) for e in envelopes}
+    with store.unit_of_work() as session:
+        known = known_keys(session, mailbox_id, [i for i in ids.values() if i])
+    return [e for e in envelopes if ids[e.uid] not in known]
 
 
 def _mailbox_row(session: Session, name: str) -> MailboxRow:
