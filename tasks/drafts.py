@@ -45,6 +45,7 @@ from imapclient.imapclient import DRAFT, DRAFTS, SEEN, SENT
 
 from tasks.errors import ConfigError, MailboxError, TransientMailboxError
 from tasks.imap import CONNECTION_ERRORS, ImapConfig, connect_client
+from tasks.mailbox import Opened
 from tasks.maildir import maildir_folder_path
 
 __all__ = [
@@ -165,7 +166,7 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 # ---------------------------------------------------------------------------- IMAP
 
 
-class ImapDrafts:
+class ImapDrafts(Opened):
     """Drafts and Sent of one IMAP account, on a short-lived connection of its own."""
 
     def __init__(
@@ -181,18 +182,6 @@ class ImapDrafts:
         self._drafts_setting = drafts_folder
         self._drafts: str | None = None  # resolved name, kept across reconnects
         self.client: IMAPClient | None = None
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def open(self) -> None:
         if self.client is None:

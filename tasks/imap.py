@@ -22,8 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -37,7 +36,7 @@ from tasks.errors import (
     MailboxTLSError,
     TransientMailboxError,
 )
-from tasks.mailbox import HEADER_FIELDS, Envelope, Fetched, FolderState
+from tasks.mailbox import HEADER_FIELDS, Envelope, Fetched, FolderState, Opened
 from tasks.parse import decode_partial
 
 SECURITY_MODES = ("tls", "starttls", "plain")
@@ -150,7 +149,7 @@ def _quiet_logout(client: IMAPClient) -> None:
         client.logout()
 
 
-class ImapMailbox:
+class ImapMailbox(Opened):
     """The watched folder of one IMAP account."""
 
     def __init__(
@@ -167,18 +166,6 @@ class ImapMailbox:
         self.capabilities: frozenset[bytes] = frozenset()
         # BODYSTRUCTURE from the envelope pass, used by the following fetch of the text part.
         self._structure: dict[int, Any] = {}
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _client(self) -> IMAPClient:
         if self.client is None:

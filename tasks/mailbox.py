@@ -103,6 +103,29 @@ class Mailbox(Protocol):
     ) -> None: ...
 
 
+class Opened:
+    """``with x:`` opens ``x`` and closes it after: the one spelling of that for onward's
+    connections and folders. Subclasses define ``open`` and ``close``."""
+
+    def open(self) -> object:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 def message_id_from_header(header: bytes) -> str | None:
     """The Message-ID in a raw header block, normalised to ``<...>``; None when absent."""
     lines = header.replace(b"\r\n", b"\n").split(b"\n")

@@ -20,11 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from tasks.errors import MailboxError
-from tasks.mailbox import Envelope, Fetched, FolderState
+from tasks.mailbox import Envelope, Fetched, FolderState, Opened
 
 # Local files are cheap to read, but a message with a large attachment is still not read
 # whole: the text parts come first in practice, and the parser tolerates the cut.
@@ -39,7 +37,7 @@ class _Entry:
     size: int
 
 
-class MaildirMailbox:
+class MaildirMailbox(Opened):
     """One Maildir++ folder: ``INBOX`` is the root, ``Drafts`` is ``.Drafts``."""
 
     def __init__(self, root: Path, folder: str = "INBOX", poll_interval: float = 2.0) -> None:
@@ -52,18 +50,6 @@ class MaildirMailbox:
     @property
     def folder_path(self) -> Path:
         return maildir_folder_path(self.root, self.folder)
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def open(self) -> FolderState:
         path = self.folder_path
