@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tasks.decide import Decided, MessageHandler, decide_batch
+from tasks.decide import Decided, MessageHandler, decide_batch, warm_up
 from tasks.errors import OnwardError
 from tasks.mailbox import Envelope, Fetched, Mailbox, message_id_from_header
 from tasks.store import Mailbox as MailboxRow
@@ -197,13 +197,12 @@ class _Decider:
         self.handler = handler
         self.pool: ProcessPoolExecutor | None = None
         if parallel:
-            # forkserver: the worker never inherits Prefect's or SQLAlchemy's threads.
-            self.pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context(
-                    __import__("os").environ.get("MPCTX", "forkserver")
-                ),
-            )
+            # forkserver: the worker never inherits Prefect's or SQLAlchemy's threads; it
+            # imports only tasks.decide, and starts while the first batch is fetched.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["tasks.decide"])
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self.pool.submit(warm_up)
 
     def __enter__(self) -> _Decider:
         return self
