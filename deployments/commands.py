@@ -282,7 +282,7 @@ def _watch_forever(
 
     from flows.common import in_process
     from flows.watch_inbox import describe, watch_inbox
-    from tasks.accounts import load_account, open_backend
+    from tasks.accounts import load_account
     from tasks.mailbox import Mailbox
     from tasks.watcher import Watcher
 
@@ -297,13 +297,7 @@ def _watch_forever(
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    watcher = Watcher(
-        lambda: open_backend(account, settings),
-        run_sync,
-        renew_seconds=settings.sync.idle_renew_seconds,
-        backoff_initial=settings.sync.reconnect_initial_seconds,
-        backoff_max=settings.sync.reconnect_max_seconds,
-    )
+    watcher = Watcher.for_account(account, settings, run_sync)
     print(f"watching {account.name}; Ctrl-C to stop", flush=True)
     try:
         watcher.run(stop)

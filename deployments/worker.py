@@ -171,7 +171,6 @@ def _doorbell(
     scheduled deployment run; the interval pass starts reactions as deployment runs."""
     from flows.common import in_process
     from flows.watch_inbox import watch_inbox
-    from tasks.accounts import open_backend
     from tasks.watcher import Watcher
 
     def ring(_: object) -> None:
@@ -182,13 +181,7 @@ def _doorbell(
             # Recorded in the UI as a failed run; the next ring or the interval run retries.
             log.exception("an inbox pass failed")
 
-    watcher = Watcher(
-        lambda: open_backend(account, settings),
-        ring,
-        renew_seconds=settings.sync.idle_renew_seconds,
-        backoff_initial=settings.sync.reconnect_initial_seconds,
-        backoff_max=settings.sync.reconnect_max_seconds,
-    )
+    watcher = Watcher.for_account(account, settings, ring)
     while not stop.is_set():
         try:
             watcher.run(stop)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import email.utils
-import hashlib
 import math
 import re
 import tomllib
@@ -225,11 +224,6 @@ class Rules:
         # Compiling here means every Rules object is checked as it is made, and
         # classify() never compiles a pattern per message.
         object.__setattr__(self, "_compiled", _compile(self))
-
-    @property
-    def fingerprint(self) -> str:
-        """A short digest of the rules, for recording which rules made a verdict."""
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
 
     def policy(self, label: str) -> LabelPolicy:
         return self._compiled.policies.get(label, LabelPolicy())

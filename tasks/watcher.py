@@ -6,9 +6,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tasks.errors import MailboxAuthError, MailboxConnectError, TransientMailboxError
 from tasks.mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from tasks.accounts import Account
 
 log = logging.getLogger("onward.watch")
 
@@ -44,6 +49,21 @@ class Watcher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.stats = WatchStats()
+
+    @classmethod
+    def for_account(
+        cls, account: Account, settings: Settings, run_sync: Callable[[Mailbox], object]
+    ) -> Watcher:
+        """A watcher on ``account``'s folder with the renewal and back-off from settings."""
+        from tasks.accounts import open_backend
+
+        return cls(
+            lambda: open_backend(account, settings),
+            run_sync,
+            renew_seconds=settings.sync.idle_renew_seconds,
+            backoff_initial=settings.sync.reconnect_initial_seconds,
+            backoff_max=settings.sync.reconnect_max_seconds,
+        )
 
     def run(self, stop: threading.Event) -> None:
         delay = self.backoff_initial
