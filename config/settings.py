@@ -1,69 +1,158 @@
-"""One typed Settings object: packaged defaults, then the user's file, then ONWARD_* variables."""
+"""One typed Settings object: packaged defaults, then the user's file, then ONWARD_* variables.
+
+Each section is a frozen pydantic model, so types, ranges, time zones and times of day are
+checked in one place; every problem becomes one ``ConfigError`` line that names where the
+bad value came from and what would work.
+"""
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from datetime import time
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.errors import ConfigError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from onward.config.errors import ConfigError
 
 DEFAULTS_FILE = Path(__file__).with_name("onward.toml")
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
 
-@dataclass(frozen=True)
-class DatabaseSettings:
+
+def _comma_list(value: Any) -> Any:
+    """Environment variables hold lists as ``a, b``; files hold TOML arrays."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+StrList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+Day = Annotated[Weekday, BeforeValidator(_lower)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(Section):
     url: str = ""
 
 
-@dataclass(frozen=True)
-class SyncSettings:
-    batch_size: int = 100
-    max_text_bytes: int = 65536
-    idle_renew_seconds: int = 540
-    poll_interval_seconds: int = 60
-    reconnect_initial_seconds: float = 1.0
-    reconnect_max_seconds: float = 300.0
-    connect_timeout_seconds: float = 15.0
-    read_timeout_seconds: float = 60.0
+class SyncSettings(Section):
+    batch_size: int = Field(100, ge=1, le=10_000)
+    max_text_bytes: int = Field(65536, ge=1024)
+    idle_renew_seconds: int = Field(540, ge=10, le=1740)
+    poll_interval_seconds: int = Field(60, ge=1)
+    reconnect_initial_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(300.0, gt=0)
+    connect_timeout_seconds: float = Field(15.0, gt=0)
+    read_timeout_seconds: float = Field(60.0, gt=0)
 
 
-@dataclass(frozen=True)
-class UserSettings:
+def system_timezone() -> str:
+    """The machine's IANA zone name (``TZ``, then /etc/localtime), else UTC."""
+    try:
+        from tzlocal import get_localzone_name
+
+        return get_localzone_name() or "UTC"
+    except Exception:  # an odd /etc/localtime must not stop onward from starting
+        return "UTC"
+
+
+class UserSettings(Section):
     name: str = ""
-    addresses: tuple[str, ...] = ()
+    addresses: StrList = ()
+    # Empty means the system's time zone.
+    timezone: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(
+                    f"{value!r} is not an IANA time zone (e.g. Europe/Berlin, America/New_York)"
+                ) from exc
+        return value
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    process_limit: int = 4
-    fallback_interval_minutes: int = 5
-    prefect_port: int = 4200
+class WorkerSettings(Section):
+    process_limit: int = Field(4, ge=1, le=64)
+    fallback_interval_minutes: int = Field(5, ge=1)
+    prefect_port: int = Field(4200, ge=1, le=65535)
 
 
-@dataclass(frozen=True)
-class ReactionSettings:
-    cooldown_days: int = 3
+class ReactionSettings(Section):
+    cooldown_days: int = Field(3, ge=1, le=7)
 
 
-@dataclass(frozen=True)
-class ClassifierSettings:
+class ClassifierSettings(Section):
     rules_file: str = ""
 
 
-@dataclass(frozen=True)
-class Settings:
+class CalendarSettings(Section):
+    # How long before a timed item its reminder (VALARM) goes off; 0 for none.
+    reminder_minutes: int = Field(60, ge=0, le=7 * 24 * 60)
+    # The read-only feed `onward run` serves on 127.0.0.1.
+    feed_port: int = Field(8765, ge=0, le=65535)
+    # The weekly self-evaluation and when the monthly review falls.
+    evaluation_day: Day = "sunday"
+    evaluation_time: time = time(18, 0)
+    evaluation_minutes: int = Field(30, ge=5, le=240)
+    monthly_review_day: int = Field(1, ge=1, le=28)
+
+
+_SECTIONS: dict[str, type[Section]] = {
+    "database": DatabaseSettings,
+    "sync": SyncSettings,
+    "user": UserSettings,
+    "classifier": ClassifierSettings,
+    "reactions": ReactionSettings,
+    "worker": WorkerSettings,
+    "calendar": CalendarSettings,
+}
+
+
+class Settings(BaseModel):
     """Everything onward reads from configuration, loaded once at the entry point."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     home: Path
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    sync: SyncSettings = field(default_factory=SyncSettings)
-    user: UserSettings = field(default_factory=UserSettings)
-    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
-    reactions: ReactionSettings = field(default_factory=ReactionSettings)
-    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    database: DatabaseSettings = DatabaseSettings()
+    sync: SyncSettings = SyncSettings()
+    user: UserSettings = UserSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+    reactions: ReactionSettings = ReactionSettings()
+    worker: WorkerSettings = WorkerSettings()
+    calendar: CalendarSettings = CalendarSettings()
     config_file: Path | None = None
 
     @property
@@ -87,23 +176,28 @@ class Settings:
         return self.home / "templates"
 
     @property
+    def calendar_dir(self) -> Path:
+        return self.home / "calendar"
+
+    @property
     def calendar_file(self) -> Path:
-        return self.home / "calendar" / "onward.ics"
+        return self.calendar_dir / "onward.ics"
 
     @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
+    @property
+    def timezone_name(self) -> str:
+        return self.user.timezone or system_timezone()
 
-_S = TypeVar("_S")
-_SECTIONS: dict[str, type[Any]] = {
-    "database": DatabaseSettings,
-    "sync": SyncSettings,
-    "user": UserSettings,
-    "classifier": ClassifierSettings,
-    "reactions": ReactionSettings,
-    "worker": WorkerSettings,
-}
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        """The person's time zone: timed calendar items and weekly schedules use it."""
+        try:
+            return ZoneInfo(self.timezone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
 
 def default_home(environ: dict[str, str] | None = None) -> Path:
@@ -117,21 +211,44 @@ def load_settings(
     """Build Settings from the packaged defaults, a user file and the environment.
 
     The user file is ``config_file`` when given (it must exist), else
-    ``$ONWARD_HOME/onward.toml`` when present.
+    ``$ONWARD_HOME/onward.toml`` when present. Each layer is checked as it is applied, so
+    an error names the file (or the environment) that holds the bad value.
     """
     env = dict(os.environ if environ is None else environ)
     home = default_home(env)
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist; check --config")
     user_file = config_file or (home / "onward.toml")
-    settings = Settings(home=home)
-    for path in (DEFAULTS_FILE, user_file):
-        if path.is_file():
-            settings = _apply(settings, _read_toml(path), str(path))
-    settings = _apply(settings, _env_overrides(env), "environment")
-    if not 1 <= settings.reactions.cooldown_days <= 7:
-        raise ConfigError("[reactions] cooldown_days must be between 1 and 7")
-    return replace(settings, config_file=user_file if user_file.is_file() else None)
+    data: dict[str, dict[str, Any]] = {}
+    layers = [(_read_toml(p), str(p)) for p in (DEFAULTS_FILE, user_file) if p.is_file()]
+    layers.append((_env_overrides(env), "environment"))
+    for layer, origin in layers:
+        for section, values in layer.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigError(f"{origin}: unknown section [{section}]; see onward.toml")
+            merged = {**data.get(section, {}), **values}
+            _validate_section(section, merged, values, origin)
+            data[section] = merged
+    return Settings.model_validate(
+        {"home": home, "config_file": user_file if user_file.is_file() else None, **data}
+    )
+
+
+def _validate_section(
+    section: str, merged: dict[str, Any], given: dict[str, Any], origin: str
+) -> None:
+    try:
+        _SECTIONS[section].model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        if error["type"] == "extra_forbidden":
+            raise ConfigError(
+                f"{origin} [{section}]: unknown setting {key!r}; see onward.toml"
+            ) from None
+        value = given.get(key, merged.get(key))
+        why = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{origin} [{section}] {key} = {value!r}: {why}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -142,54 +259,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from exc
 
 
-def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+def _env_overrides(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for section, cls in _SECTIONS.items():
-        for f in fields(cls):
-            raw = env.get(f"ONWARD_{section}_{f.name}".upper())
+        for name in cls.model_fields:
+            raw = env.get(f"ONWARD_{section}_{name}".upper())
             if raw is not None:
-                out.setdefault(section, {})[f.name] = raw
-    url = env.get("ONWARD_DATABASE_URL")
-    if url is not None:
-        out.setdefault("database", {})["url"] = url
+                out.setdefault(section, {})[name] = raw
     return out
-
-
-def _apply(settings: Settings, data: dict[str, Any], origin: str) -> Settings:
-    changes: dict[str, Any] = {}
-    for section, values in data.items():
-        cls = _SECTIONS.get(section)
-        if cls is None or not isinstance(values, dict):
-            raise ConfigError(f"{origin}: unknown section [{section}]; see onward.toml")
-        changes[section] = _coerce_section(
-            getattr(settings, section), values, f"{origin} [{section}]"
-        )
-    return replace(settings, **changes)
-
-
-def _coerce_section(current: _S, values: dict[str, Any], origin: str) -> _S:
-    known = {f.name: f for f in fields(current)}  # type: ignore[arg-type]
-    updates: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"{origin}: unknown setting {key!r}; see onward.toml")
-        updates[key] = _coerce(value, getattr(current, key), f"{origin} {key}")
-    return replace(current, **updates)  # type: ignore[type-var]
-
-
-def _coerce(value: Any, default: Any, origin: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                return value.strip().lower() in {"1", "true", "yes", "on"}
-            return bool(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, tuple):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{origin}: {value!r} is not a valid {type(default).__name__}") from exc

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from tasks.errors import ConfigError, MalformedMessageError, OnwardError
+from onward.tasks.errors import ConfigError, MalformedMessageError, OnwardError
 
 SubParsers = argparse._SubParsersAction
 
@@ -52,7 +52,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--rules",
         type=Path,
         metavar="PATH",
-        help=f"your classifier rules (default $ONWARD_HOME/{USER_RULES_FILE} when present)",
+        help="your classifier rules (default [classifier] rules_file, else "
+        f"$ONWARD_HOME/{USER_RULES_FILE} when present)",
     )
     p.add_argument(
         "--me",
@@ -64,13 +65,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _rules_and_me(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
-    from tasks.classify import load_rules
+    from onward.tasks.classify import load_rules
 
     settings = getattr(args, "settings", None)
     rules_file: Path | None = args.rules
     if rules_file is None and settings is not None:
-        candidate = Path(settings.home) / USER_RULES_FILE
-        rules_file = candidate if candidate.is_file() else None
+        # The same rules the worker uses: [classifier] rules_file, else the home's file.
+        rules_file = settings.classifier_rules_file
+        if rules_file is not None and not rules_file.is_file():
+            raise ConfigError(f"[classifier] rules_file {rules_file}: no such file")
     elif rules_file is not None and not rules_file.is_file():
         raise ConfigError(f"--rules {rules_file}: no such file")
     mine = tuple(args.me)
@@ -95,7 +98,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _usage(str(exc))
 
-    from tasks.classify import classify
+    from onward.tasks.classify import classify
 
     failed = False
     out = sys.stdout
@@ -112,8 +115,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, Any, str | None]]:
     """(id, Message or None, error) for every input, in the order given."""
-    from tasks.evaluate import read_mbox
-    from tasks.parse import parse_message
+    from onward.tasks.classify.evaluate import read_mbox
+    from onward.tasks.mail.parse import parse_message
 
     for path in args.files:
         if path.suffix == ".mbox":
@@ -133,7 +136,7 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, Any, str | None]]:
 
 
 def _jsonl_rows(stream: IO[str], origin: str) -> Iterator[tuple[str, Any, str | None]]:
-    from tasks.classify import message_from_text
+    from onward.tasks.classify import message_from_text
 
     for number, line in enumerate(stream, 1):
         if not line.strip():
@@ -157,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _usage(f"{path}: no such file")
         if path.suffix not in (".jsonl", ".json", ".mbox"):
             return _usage(f"{path}: expected a labelled .jsonl file or an .mbox file")
-    from tasks.evaluate import evaluate, format_report
+    from onward.tasks.classify.evaluate import evaluate, format_report
 
     try:
         rules, mine = _rules_and_me(args)

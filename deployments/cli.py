@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.settings import Settings, load_settings
-from tasks.errors import (
+from onward.config.settings import Settings, load_settings
+from onward.tasks.errors import (
     ConfigError,
     MailboxAuthError,
     MailboxConnectError,
@@ -34,11 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    from deployments import commands
+    from onward.deployments import commands
 
     commands.register(sub)
     try:
-        classify_commands = importlib.import_module("deployments.classify_commands")
+        classify_commands = importlib.import_module("onward.deployments.classify_commands")
     except ModuleNotFoundError:
         pass
     else:
@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         args.settings = settings
-        prepare_environment(settings)
+        if args.command != "demo":  # the demo keeps everything inside its own folder
+            prepare_environment(settings)
         code: int = args.func(args)
         return code
     except USAGE_ERRORS as exc:

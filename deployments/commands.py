@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
 import threading
 import time
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from config.settings import Settings
-from tasks.errors import ConfigError
+from onward.config.settings import Settings
+from onward.deployments.output import to_json
+from onward.tasks.errors import ConfigError
 
 SubParsers = argparse._SubParsersAction
 
@@ -45,6 +44,7 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         default="file",
         help="keep the secret in a 0600 file under $ONWARD_HOME (default) or a Prefect block",
     )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_connect)
 
     p = sub.add_parser("sync", help="sync the inbox: once, or keep watching with IDLE")
@@ -53,7 +53,7 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--mailbox", help="which connected mailbox (default the last connected)")
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("status", help="mailbox, last sync, counts, errors")
+    p = sub.add_parser("status", help="is onward watching, what waits on you, where things are")
     p.add_argument("--mailbox")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
@@ -83,7 +83,7 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
 # --- connect ---------------------------------------------------------------------------
 
 
-def _read_secret(args: argparse.Namespace) -> tuple[str, str]:
+def _read_secret(args: argparse.Namespace) -> tuple[str, Literal["password", "xoauth2"]]:
     """(secret, auth) from the flag that names its source, or a prompt on a terminal."""
     if args.oauth2_token_env:
         return _from_env(args.oauth2_token_env), "xoauth2"
@@ -120,98 +120,51 @@ def _prompt(value: str | None, question: str) -> str:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from tasks.imap import ImapConfig, ImapMailbox
-    from tasks.maildir import MaildirMailbox
-    from tasks.secrets import store_secret
-    from tasks.store import Mailbox, Store, get_mailbox
+    from onward.tasks.mail.connect import (
+        ImapLogin,
+        connect_imap,
+        connect_maildir,
+        looks_like_address,
+    )
 
     settings: Settings = args.settings
     if args.maildir:
-        root = args.maildir.expanduser().resolve()
-        backend = MaildirMailbox(root, args.folder)
-        with closing(backend):
-            state = backend.open()
-            drafts = backend.find_drafts_folder()
-        fields: dict[str, Any] = {
-            "kind": "maildir",
-            "path": str(root),
-            "folder": args.folder,
-            "drafts_folder": drafts,
-            "address": args.address,
-        }
-        name = args.name or f"maildir:{root}"
-        where = str(root)
+        result = connect_maildir(
+            settings, args.maildir, folder=args.folder, address=args.address, name=args.name
+        )
     else:
         host = _prompt(args.host, "IMAP host")
         user = _prompt(args.user, "user name")
+        address = args.address
+        if not address and not looks_like_address(user) and sys.stdin.isatty():
+            address = _prompt(None, f"your e-mail address ({user!r} is a login, not an address)")
         args.host, args.user = host, user
         secret, auth = _read_secret(args)
-        config = ImapConfig(
+        login = ImapLogin(
             host=host,
-            port=args.port,
-            username=user,
-            security=args.security,
+            user=user,
+            secret=secret,
             auth=auth,
-            folder=args.folder,
-            ca_file=str(args.ca_file.resolve()) if args.ca_file else None,
-            connect_timeout=settings.sync.connect_timeout_seconds,
-            read_timeout=settings.sync.read_timeout_seconds,
+            port=args.port,
+            security=args.security,
+            ca_file=args.ca_file,
+            secret_store=args.secret_store,
         )
-        mailbox = ImapMailbox(config, lambda: secret)
-        with closing(mailbox):
-            state = mailbox.open()
-            drafts = mailbox.find_drafts_folder()
-        name = args.name or f"{user}@{host}"
-        ref = store_secret(settings.secrets_dir, name, secret, args.secret_store)
-        fields = {
-            "kind": "imap",
-            "host": host,
-            "port": config.effective_port,
-            "username": user,
-            "security": args.security,
-            "auth": auth,
-            "secret_ref": ref,
-            "ca_file": config.ca_file,
-            "folder": args.folder,
-            "drafts_folder": drafts,
-            "address": args.address or (user if "@" in user else None),
-        }
-        where = f"{user} at {host}:{config.effective_port} ({args.security})"
-    store = Store.open(settings.database_url)
-    try:
-        with store.unit_of_work() as session:
-            row = get_mailbox(session, name)
-            if row is None:
-                row = Mailbox(name=name, **fields)
-                session.add(row)
-            else:
-                moved = (row.host, row.path, row.folder) != (
-                    fields.get("host"),
-                    fields.get("path"),
-                    fields["folder"],
-                )
-                for key, value in fields.items():
-                    setattr(row, key, value)
-                if moved:  # a different folder: its UIDs mean nothing to the old cursor
-                    row.uidvalidity = row.last_uid = row.watch_start = None
-    finally:
-        store.close()
-    print(f"connected {where}")
-    print(f"  watching {args.folder} ({state.uidnext - 1 if state.uidnext else 0} highest UID now)")
-    print(f"  drafts will be saved to {drafts}")
-    if not args.maildir:
-        print(
-            f"  secret kept in {_describe_ref(settings, fields['secret_ref'])}, not in the database"
-        )
-    print(f"  mailbox name: {name}; next: onward sync --once")
+        result = connect_imap(settings, login, folder=args.folder, address=address, name=args.name)
+    if args.json:
+        print(to_json(result))
+        return 0
+    print(f"connected {result.where}")
+    print(f"  watching {result.folder} (new mail from now on; --since DATE on sync backfills)")
+    print(f"  drafts will be saved to {result.drafts_folder}")
+    if result.address:
+        print(f"  drafts are written from {result.address}")
+    if result.secret:
+        print(f"  secret kept in {result.secret}, not in the database")
+    if result.cursor_reset:
+        print("  another folder than before: the watch starts afresh")
+    print(f"  mailbox name: {result.name}; next: onward sync --once, or onward run")
     return 0
-
-
-def _describe_ref(settings: Settings, ref: str) -> str:
-    kind, _, value = ref.partition(":")
-    if kind == "file":
-        return f"{settings.secrets_dir / value} (mode 0600)"
-    return f"Prefect Secret block {value!r}"
 
 
 # --- sync ------------------------------------------------------------------------------
@@ -221,16 +174,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     since = _parse_date(args.since) if args.since else None
     if args.once:
-        if since is None and _nothing_new(settings, args.mailbox):
+        from onward.tasks.mail.sync import nothing_new
+
+        if since is None and nothing_new(settings, args.mailbox):
             print("nothing new")
             return 0
-        from flows.common import in_process
-        from flows.watch_inbox import describe, watch_inbox
+        from onward.flows.common import in_process
+        from onward.flows.watch_inbox import describe, watch_inbox
 
         with in_process():
             report = watch_inbox(mailbox=args.mailbox, since=since, config_file=_config_arg(args))
         print(describe(report))
-        return 1 if report["failed"] else 0
+        return 1 if report.failed else 0
     return _watch_forever(settings, args.mailbox, since, _config_arg(args))
 
 
@@ -246,45 +201,17 @@ def _parse_date(value: str) -> str:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
 
 
-def _nothing_new(settings: Settings, name: str | None) -> bool:
-    """UIDNEXT says whether anything arrived; then no flow run (and no Prefect start) is needed."""
-    from tasks.accounts import Account, open_backend
-    from tasks.store import Store, get_mailbox, pending_rejections
-
-    store = Store.open(settings.database_url)
-    try:
-        with store.unit_of_work() as session:
-            row = get_mailbox(session, name)
-            if row is None or row.uidvalidity is None or row.last_uid is None:
-                return False
-            if pending_rejections(session, row.id):
-                return False  # reactions a crash left unstarted: the flow picks them up
-            account = Account.from_row(row, settings)
-            cursor = (row.uidvalidity, row.last_uid)
-        with closing(open_backend(account, settings)) as backend:
-            state = backend.open()
-        if (state.uidvalidity, state.uidnext - 1) != cursor:
-            return False
-        with store.unit_of_work() as session:
-            row = get_mailbox(session, name)
-            if row is not None:
-                row.last_sync_at = datetime.now(UTC)
-        return True
-    finally:
-        store.close()
-
-
 def _watch_forever(
     settings: Settings, name: str | None, since: str | None, config: str | None
 ) -> int:
     """Foreground watch: sync now, then after every IDLE wake-up, until Ctrl-C."""
     import signal
 
-    from flows.common import in_process
-    from flows.watch_inbox import describe, watch_inbox
-    from tasks.accounts import load_account
-    from tasks.mailbox import Mailbox
-    from tasks.watcher import Watcher
+    from onward.flows.common import in_process
+    from onward.flows.watch_inbox import describe, watch_inbox
+    from onward.tasks.mail.accounts import load_account
+    from onward.tasks.mail.mailbox import Mailbox
+    from onward.tasks.mail.watcher import Watcher
 
     account = load_account(settings, name)
     pending_since = [since]
@@ -310,59 +237,53 @@ def _watch_forever(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tasks.store import Store, get_mailbox, ledger_counts
+    from onward.tasks.status import age, gather_status
 
     settings: Settings = args.settings
-    store = Store.open(settings.database_url)
-    try:
-        with store.unit_of_work() as session:
-            row = get_mailbox(session, args.mailbox)
-            if row is None:
-                info: dict[str, Any] = {
-                    "mailbox": None,
-                    "database": _safe_url(settings.database_url),
-                }
-            else:
-                counts = ledger_counts(session, row.id)
-                info = {
-                    "mailbox": row.name,
-                    "kind": row.kind,
-                    "folder": row.folder,
-                    "drafts_folder": row.drafts_folder,
-                    "uidvalidity": row.uidvalidity,
-                    "last_uid": row.last_uid,
-                    "watch_start": _iso(row.watch_start),
-                    "last_sync": _iso(row.last_sync_at),
-                    "last_error": row.last_error,
-                    "messages": counts.get("total", 0),
-                    "recorded": counts.get("recorded", 0),
-                    "malformed": counts.get("malformed", 0),
-                    "failed": counts.get("failed", 0),
-                    "labels": {
-                        k.removeprefix("label:"): v
-                        for k, v in counts.items()
-                        if k.startswith("label:")
-                    },
-                    "database": _safe_url(settings.database_url),
-                }
-    finally:
-        store.close()
+    status = gather_status(settings, args.mailbox)
     if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
+        print(to_json(status))
         return 0
-    if info["mailbox"] is None:
+    if status.mailbox is None:
         print("no mailbox connected yet: run `onward connect` (or `onward demo` to try it out)")
         return 0
-    print(f"mailbox     {info['mailbox']} ({info['kind']}, watching {info['folder']})")
-    print(f"last sync   {info['last_sync'] or 'never'}")
-    cursor = f"UIDVALIDITY {info['uidvalidity']}, last UID {info['last_uid']}"
-    print(f"watching    since {info['watch_start'] or '-'} ({cursor})")
-    problems = f"{info['malformed']} malformed, {info['failed']} failed"
-    print(f"messages    {info['messages']} recorded ({problems})")
-    if info["labels"]:
-        print("labels      " + ", ".join(f"{k} {v}" for k, v in sorted(info["labels"].items())))
-    if info["last_error"]:
-        print(f"last error  {info['last_error']}")
+    rows = [
+        ("mailbox", f"{status.mailbox}: watching {status.watching}"),
+        (
+            "last pass",
+            f"{age(status.last_sync)}"
+            + (f" ({_iso(status.last_sync)})" if status.last_sync else ""),
+        ),
+        ("next check", status.next_check),
+        (
+            "messages",
+            f"{status.messages} seen since {_iso(status.watch_start) or '-'}"
+            + (
+                f"; {status.malformed} unreadable, {status.failed} failed"
+                if status.malformed or status.failed
+                else ""
+            ),
+        ),
+    ]
+    if status.labels:
+        rows.append(("found", ", ".join(f"{k} {v}" for k, v in sorted(status.labels.items()))))
+    waiting = []
+    if status.drafts_to_review:
+        waiting.append(f"{status.drafts_to_review} draft(s) to review and send (onward drafts)")
+    if status.drafts_needing_recipient:
+        waiting.append(f"{status.drafts_needing_recipient} draft(s) need a recipient")
+    rows.append(("for you", "; ".join(waiting) or "nothing"))
+    for cooldown in status.cooldowns:
+        rows.append(("cooldown", f"{cooldown.title}, until {cooldown.ends_at:%a %d %b %H:%M} UTC"))
+    rows.append(("calendar", status.calendar_file or "nothing scheduled yet"))
+    if status.worker is not None:
+        rows.append(
+            ("worker", f"onward run (pid {status.worker.pid}), UI {status.worker.ui or '-'}")
+        )
+    if status.last_error:
+        rows.append(("last error", status.last_error))
+    for label, value in rows:
+        print(f"{label:<11} {value}")
     return 0
 
 
@@ -370,59 +291,45 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 # --- run and drafts --------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from deployments.worker import run_worker
+    from onward.deployments.worker import run_worker
 
     return run_worker(args.settings, args.mailbox, _config_arg(args))
 
 
 def cmd_drafts(args: argparse.Namespace) -> int:
-    from tasks.reactions import list_requests
+    from onward.tasks.feedback.request import list_requests, refresh_requests
+    from onward.tasks.status import age
 
     settings: Settings = args.settings
-    rows = list_requests(settings, args.mailbox, check=not args.no_check)
+    if not args.no_check:
+        refresh_requests(settings, args.mailbox)
+    rows = list_requests(settings, args.mailbox)
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        print(to_json(rows))
         return 0
     if not rows:
         print("no feedback requests drafted yet")
         return 0
-    now = datetime.now(UTC)
-    print(f"{'state':<16} {'age':>5}  {'company':<22} {'role':<26} to")
+    print(f"{'state':<16} {'drafted':<12} {'company':<22} {'role':<26} to")
     for row in rows:
-        age = _age(now - datetime.fromisoformat(row["created_at"]))
-        to = row["to"] or "(needs a recipient)"
+        to = row.to or "(needs a recipient)"
         print(
-            f"{row['state']:<16} {age:>5}  {(row['company'] or '?')[:22]:<22} "
-            f"{(row['role'] or '?')[:26]:<26} {to}"
+            f"{row.state:<16} {age(row.created_at):<12} {(row.company or '?')[:22]:<22} "
+            f"{(row.role or '?')[:26]:<26} {to}"
         )
-    folder = rows[0]["folder"] or "Drafts"
+    folder = rows[0].folder or "Drafts"
     print(f"\nthe drafts are in {folder} in your mailbox: review and send them from there")
     return 0
-
-
-def _age(delta: Any) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 # --- demo ------------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from deployments.demo import run_demo
+    from onward.deployments.demo import run_demo
 
     return run_demo(args.dir, started=time.monotonic(), serve=args.serve)

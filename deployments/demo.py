@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from config.settings import load_settings
-from tasks.maildir import create_maildir, deliver_to_maildir
-from tasks.store import Cooldown, FeedbackRequest, LedgerEntry, Mailbox, Store
+from onward.config.settings import load_settings
+from onward.tasks.mail.maildir import create_maildir, deliver_to_maildir
+from onward.tasks.store import Cooldown, FeedbackRequest, LedgerEntry, Mailbox, Store
 
 DEMO_ADDRESS = "sam.rivera@example.org"
 DEMO_NAME = "Sam Rivera"
@@ -23,13 +23,19 @@ DEMO_MAILBOX = "demo"
 
 def sample_messages() -> list[tuple[str, bytes]]:
     """The sample mail shipped with onward, in delivery order."""
-    folder = resources.files("config") / "samples"
+    folder = resources.files("onward.config") / "samples"
     return sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".eml"))
 
 
 def build_demo_maildir(root: Path) -> Path:
-    """A Maildir++ whose INBOX holds the samples, each file dated like its Date header."""
-    maildir = create_maildir(root / "Maildir")
+    """A Maildir++ whose INBOX holds the samples, each file dated like its Date header.
+
+    Built once: a second `onward demo --dir` on the same folder reuses it rather than
+    delivering the samples again."""
+    maildir = root / "Maildir"
+    if (maildir / "cur").is_dir():
+        return maildir
+    maildir = create_maildir(maildir)
     for _, raw in sample_messages():
         path = deliver_to_maildir(maildir, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
         date = _date_header(raw)
@@ -54,7 +60,9 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
     step = _stepper(started)
     step(f"building a sample mailbox in {root}")
     maildir = build_demo_maildir(root)
-    # The flows read settings from the environment, like a worker's flow runs do.
+    # Everything the demo makes stays in its folder, whatever ONWARD_HOME says: it must not
+    # add a sample mailbox to the person's real onward. The flows read settings from the
+    # environment, like a worker's flow runs do.
     os.environ["ONWARD_HOME"] = str(root / "home")
     os.environ.setdefault("ONWARD_USER_NAME", DEMO_NAME)
     os.environ.pop("ONWARD_DATABASE_URL", None)
@@ -63,6 +71,9 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
         # The demo's flow runs go with the rest of the demo, not into the person's history.
         settings.prefect_home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(settings.prefect_home)
+    from onward.deployments.cli import prepare_environment
+
+    prepare_environment(settings)
     store = Store.open(settings.database_url)
     with store.unit_of_work() as session:
         if session.scalars(select(Mailbox).where(Mailbox.name == DEMO_MAILBOX)).first() is None:
@@ -77,9 +88,9 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
                 )
             )
     step(f"{len(sample_messages())} messages delivered; starting Prefect and the watch_inbox flow")
-    from flows.common import in_process
-    from flows.cooldown import pick_yourself_up
-    from flows.watch_inbox import describe, watch_inbox
+    from onward.flows.common import in_process
+    from onward.flows.cooldown import pick_yourself_up
+    from onward.flows.watch_inbox import describe, watch_inbox
 
     with in_process():
         report = watch_inbox(mailbox=DEMO_MAILBOX, since="1990-01-01T00:00:00+00:00")
@@ -93,12 +104,13 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
     store.close()
     print(f"onward data      {settings.home}")
     if serve:
-        from deployments.worker import run_worker
+        from onward.deployments.worker import run_worker
 
         print("\nstarting the worker on the demo mailbox (Ctrl-C to stop) ...", flush=True)
         return run_worker(settings, DEMO_MAILBOX, None)
     print("see the runs     onward demo --serve  (the worker and the Prefect UI on this demo)")
-    print(f"look around      ONWARD_HOME={settings.home} onward drafts | onward status")
+    print(f"look around      ONWARD_HOME={settings.home} onward status")
+    print(f"                 ONWARD_HOME={settings.home} onward drafts")
     return 0
 
 

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from tasks.errors import OnwardError
+from onward.tasks.errors import OnwardError
 
 
 class PrefectServerError(OnwardError):

@@ -16,8 +16,8 @@ from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
-from config.settings import Settings
-from deployments.server import LocalPrefectServer
+from onward.config.settings import Settings
+from onward.deployments.server import LocalPrefectServer
 
 log = logging.getLogger("onward.worker")
 
@@ -45,7 +45,7 @@ def _serve(settings: Settings, mailbox: str | None, config_file: str | None, ui:
     # Imported only now: Prefect reads PREFECT_API_URL when it is first imported.
     from prefect import serve
 
-    from tasks.accounts import load_account
+    from onward.tasks.mail.accounts import load_account
 
     account = load_account(settings, mailbox)
     deployments = build_deployments(account.name, config_file, settings)
@@ -86,9 +86,9 @@ def build_deployments(mailbox: str, config_file: str | None, settings: Settings)
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType  # type: ignore[attr-defined]
 
-    from flows.cooldown import cooldown, pick_yourself_up
-    from flows.request_feedback import request_feedback
-    from flows.watch_inbox import watch_inbox
+    from onward.flows.cooldown import cooldown, pick_yourself_up
+    from onward.flows.request_feedback import request_feedback
+    from onward.flows.watch_inbox import watch_inbox
 
     common: dict[str, Any] = {
         "tags": ["onward"],
@@ -169,9 +169,9 @@ def _doorbell(
     machine, a flow-run process costs 3-5 s of CPU, and 20 rejections in a minute queued
     behind such processes waited over a minute for their drafts. The cooldown's end is a
     scheduled deployment run; the interval pass starts reactions as deployment runs."""
-    from flows.common import in_process
-    from flows.watch_inbox import watch_inbox
-    from tasks.watcher import Watcher
+    from onward.flows.common import in_process
+    from onward.flows.watch_inbox import watch_inbox
+    from onward.tasks.mail.watcher import Watcher
 
     def ring(_: object) -> None:
         try:
@@ -194,8 +194,8 @@ def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event
     """Cooldowns recorded by `onward sync --once` get their scheduled end here."""
     from sqlalchemy import select
 
-    from flows.cooldown import schedule_cooldown_end
-    from tasks.store import Cooldown, Store
+    from onward.tasks.reactions import schedule_cooldown_end
+    from onward.tasks.store import Cooldown, Store
 
     store = Store.open(settings.database_url)
     try:
@@ -208,9 +208,8 @@ def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event
                 ).all()
             for cooldown_id in waiting:
                 try:
-                    schedule_cooldown_end(
-                        store, cooldown_id, config_file, f"cooldown {cooldown_id}"
-                    )
+                    # The plain function: this loop is the retry.
+                    schedule_cooldown_end.fn(cooldown_id, config_file, f"cooldown {cooldown_id}")
                 except Exception:
                     log.exception(
                         "scheduling the end of cooldown %s failed; will retry", cooldown_id

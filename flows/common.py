@@ -1,41 +1,9 @@
-"""Small pieces the flows share: retry policy and run names."""
+"""Small pieces the flows share: in-process runs and run names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
-
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.tasks import Task
-
-from config.settings import Settings, load_settings
-from tasks.errors import MailboxConnectError, TransientMailboxError
-from tasks.store import Store
-
-
-@contextmanager
-def app_store(config_file: str | None) -> Iterator[tuple[Settings, Store]]:
-    """Settings and the app database for one flow or task run (each run is an entry point:
-    served runs execute in their own process)."""
-    settings = load_settings(Path(config_file) if config_file else None)
-    store = Store.open(settings.database_url)
-    try:
-        yield settings, store
-    finally:
-        store.close()
-
-
-def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only what a retry can fix: a dropped connection or an unreachable server."""
-    try:
-        state.result()
-    except (TransientMailboxError, MailboxConnectError):
-        return True
-    except Exception:
-        return False
-    return False
 
 
 def in_process() -> AbstractContextManager[object]:

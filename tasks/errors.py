@@ -1,12 +1,17 @@
 """onward's errors: one base class, and the few kinds a caller acts on differently."""
 
+from onward.config.errors import ConfigError, OnwardError
 
-class OnwardError(Exception):
-    """Base of every error onward raises on purpose."""
-
-
-class ConfigError(OnwardError):
-    """Settings or command-line input that cannot work; the message says what to do."""
+__all__ = [
+    "ConfigError",
+    "MailboxAuthError",
+    "MailboxConnectError",
+    "MailboxError",
+    "MailboxTLSError",
+    "MalformedMessageError",
+    "OnwardError",
+    "TransientMailboxError",
+]
 
 
 class MailboxError(OnwardError):

@@ -1,4 +1,4 @@
-"""Mailbox secrets, kept outside the app database.
+"""Secrets (mailbox and calendar passwords, tokens), kept outside the app database.
 
 The database only holds a reference: ``file:<name>`` (a mode-0600 file under
 ``$ONWARD_HOME/secrets``) or ``prefect-block:<name>`` (a Prefect Secret block, encrypted
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-from tasks.errors import ConfigError
+from onward.tasks.errors import ConfigError
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -22,12 +22,14 @@ def _slug(name: str) -> str:
 
 
 def store_secret(secrets_dir: Path, name: str, secret: str, backend: str = "file") -> str:
-    """Save ``secret`` for mailbox ``name``; returns the reference to keep in the database."""
+    """Save ``secret`` for ``name`` (a mailbox or a calendar account); returns the reference
+    to keep in the database."""
     if backend == "prefect":
         from prefect.blocks.system import Secret
         from pydantic import SecretStr
 
-        block = f"onward-{_slug(name).lower()}"
+        # Block names take lower-case letters, digits and dashes only.
+        block = "onward-" + (re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "mailbox")
         Secret(value=SecretStr(secret)).save(block, overwrite=True)
         return f"prefect-block:{block}"
     if backend != "file":

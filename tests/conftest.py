@@ -15,13 +15,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from config.settings import Settings, load_settings
-from tasks.store import Mailbox, Store
+from onward.config.settings import Settings, load_settings
+from onward.tasks.store import Store
 
-pytest_plugins = ["tests.fixtures_dovecot"]
-
-FIXTURES = Path(__file__).parent / "fixtures"
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+pytest_plugins = ["tests.support.dovecot_fixtures"]
 
 
 def _postgres_admin_url() -> str | None:
@@ -69,14 +66,6 @@ def store(settings: Settings) -> Iterator[Store]:
     st = Store.open(settings.database_url)
     yield st
     st.close()
-
-
-def add_mailbox(store: Store, **fields: object) -> str:
-    """Insert a mailbox row the way `onward connect` would; returns its name."""
-    fields.setdefault("name", "test")
-    with store.unit_of_work() as session:
-        session.add(Mailbox(**fields))
-    return str(fields["name"])
 
 
 @pytest.fixture(scope="session")

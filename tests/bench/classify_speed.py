@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tasks.classify import classify, load_rules, message_from_text
-from tasks.message import Message
-from tasks.parse import parse_message
+from onward.tasks.classify import classify, load_rules, message_from_text
+from onward.tasks.mail.message import Message
+from onward.tasks.mail.parse import parse_message
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 KEYWORDS = (

@@ -59,7 +59,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     from imapclient import IMAPClient
 
-    from tests.dovecot import DovecotServer
+    from tests.support.dovecot import DovecotServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rejections", type=int, default=20)

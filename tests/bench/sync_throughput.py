@@ -34,7 +34,7 @@ CAP = 65536
 def baseline(port: int) -> int:
     from imapclient import IMAPClient
 
-    from tasks.imap import _HEADER_ITEM, best_text_part
+    from onward.tasks.mail.imap import _HEADER_ITEM, best_text_part
 
     client = IMAPClient("127.0.0.1", port=port, ssl=False)
     client.login("alice", "secret")
@@ -61,13 +61,13 @@ def onward(
 ) -> tuple[int, float]:
     """(messages, seconds) of one sync into a fresh ledger; creating the database and its
     schema happens once per install and is not timed, connecting and logging in are."""
-    from config.settings import load_settings
-    from tasks.accounts import Account
-    from tasks.decide import record_only
-    from tasks.imap import ImapConfig, ImapMailbox
-    from tasks.steps import message_step
-    from tasks.store import Mailbox, Store
-    from tasks.sync import sync_once
+    from onward.config.settings import load_settings
+    from onward.tasks.classify.step import message_step
+    from onward.tasks.mail.accounts import Account
+    from onward.tasks.mail.decide import record_only
+    from onward.tasks.mail.imap import ImapConfig, ImapMailbox
+    from onward.tasks.mail.sync import sync_once
+    from onward.tasks.store import Mailbox, Store
 
     db = workdir / f"bench-{time.monotonic_ns()}.db"
     store = Store.open(f"sqlite:///{db}")
@@ -118,6 +118,8 @@ def startup_overhead(port: int, workdir: Path, reps: int) -> None:
             "127.0.0.1",
             "--user",
             "alice",
+            "--address",
+            "alice@example.org",
             "--security",
             "plain",
             "--password-env",
@@ -143,8 +145,8 @@ def startup_overhead(port: int, workdir: Path, reps: int) -> None:
 
 
 def main() -> None:
-    from tests.corpus import EASY_HAM, load_mbox
-    from tests.dovecot import DovecotServer
+    from tests.support.corpus import EASY_HAM, load_mbox
+    from tests.support.dovecot import DovecotServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)

@@ -1,0 +1,77 @@
+"""The per-message step of watch_inbox: classify each new message, record what it is.
+
+Steps are picklable (dataclass instances) because a big backlog is decided in a worker
+process; the rules are compiled once per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onward.tasks.classify import Rules, Verdict, classify, load_rules
+from onward.tasks.events import REJECTION_DETECTED
+from onward.tasks.mail.decide import MessageHandler, StepResult
+from onward.tasks.mail.message import Message
+
+if TYPE_CHECKING:
+    from onward.config.settings import Settings
+    from onward.tasks.mail.accounts import Account
+
+
+@lru_cache(maxsize=4)
+def _rules(rules_file: str | None) -> Rules:
+    return load_rules(Path(rules_file) if rules_file else None)
+
+
+@dataclass(frozen=True)
+class ClassifyStep:
+    """Classify a message; a rejection also becomes a ``rejection.detected`` event."""
+
+    user_addresses: tuple[str, ...] = ()
+    rules_file: str | None = None
+
+    def __call__(self, message: Message) -> StepResult:
+        verdict = classify(
+            message, rules=_rules(self.rules_file), user_addresses=self.user_addresses
+        )
+        events: tuple[tuple[str, dict[str, Any]], ...] = ()
+        if verdict.is_rejection:
+            events = ((REJECTION_DETECTED, rejection_payload(message, verdict)),)
+        return StepResult(
+            label=verdict.label,
+            confidence=verdict.confidence,
+            verdict=verdict.to_dict(),
+            events=events,
+        )
+
+
+def rejection_payload(message: Message, verdict: Verdict) -> dict[str, Any]:
+    """What the reactions need to know about a rejection, without reading the mail again."""
+    return {
+        "message_id": message.message_id,
+        "key": message.key,
+        "subject": message.subject,
+        "reply_to": [{"name": a.name, "addr": a.addr} for a in message.reply_to],
+        "company": verdict.company,
+        "role": verdict.role,
+        "contact_name": verdict.contact_name,
+        "contact_addr": verdict.contact_addr,
+        "sender_kind": verdict.sender_kind,
+        "confidence": verdict.confidence,
+        "reasons": [r.to_dict() for r in verdict.reasons[:5]],
+    }
+
+
+def message_step(settings: Settings, account: Account) -> MessageHandler:
+    """The step for new messages of ``account``: the classifier, with the user's rules."""
+    addresses = {a.lower() for a in settings.user.addresses}
+    if account.address:
+        addresses.add(account.address.lower())
+    rules_file = settings.classifier_rules_file
+    return ClassifyStep(
+        user_addresses=tuple(sorted(addresses)),
+        rules_file=str(rules_file) if rules_file else None,
+    )

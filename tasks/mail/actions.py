@@ -1,0 +1,98 @@
+"""The inbox pass's side effects as Prefect tasks: the sync, and the rejections waiting."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from onward.tasks.classify.step import message_step
+from onward.tasks.errors import MailboxError
+from onward.tasks.mail.accounts import Account, open_backend
+from onward.tasks.mail.sync import MailboxNotConnectedError, SyncReport, sync_once
+from onward.tasks.rejections import load_rejection
+from onward.tasks.runtime import app_store, transient
+from onward.tasks.store import get_mailbox, pending_rejections
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+@task(
+    name="sync mailbox",
+    task_run_name="sync {mailbox}",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=transient,
+    cache_policy=NO_CACHE,
+)
+def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None) -> SyncReport:
+    """Fetch what is new, parse it, classify it, record it (exactly once: safe to retry)."""
+    with app_store(config_file) as (settings, store):
+        with store.unit_of_work() as session:
+            row = get_mailbox(session, mailbox)
+            if row is None:
+                raise MailboxNotConnectedError(
+                    "no mailbox is connected; run `onward connect` first"
+                )
+            account = Account.from_row(row, settings)
+        try:
+            with closing(open_backend(account, settings)) as backend:
+                return sync_once(
+                    store,
+                    account.name,
+                    backend,
+                    since=parse_since(since),
+                    handler=message_step(settings, account),
+                    batch_size=settings.sync.batch_size,
+                    max_text_bytes=settings.sync.max_text_bytes,
+                )
+        except MailboxError as exc:
+            with store.unit_of_work() as session:
+                failed = get_mailbox(session, account.name)
+                if failed is not None:
+                    failed.last_error = str(exc)
+            raise
+
+
+class PendingRejection(TypedDict):
+    """A rejection whose reactions have not started; what the flow needs to start them."""
+
+    event_id: int
+    title: str
+    natural_key: str
+    payload: dict[str, Any]
+
+
+@task(
+    name="pending rejections",
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=transient,
+    cache_policy=NO_CACHE,
+)
+def pending_rejection_events(mailbox: str, config_file: str | None) -> list[PendingRejection]:
+    """Rejections whose reactions were not started: new ones, and any a crash left behind."""
+    with app_store(config_file) as (settings, store), store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        if row is None:
+            return []
+        out: list[PendingRejection] = []
+        for event_id in pending_rejections(session, row.id):
+            rejection = load_rejection(session, event_id, settings)
+            out.append(
+                {
+                    "event_id": event_id,
+                    "title": rejection.title,
+                    "natural_key": f"{row.name}|{rejection.message.key}",
+                    "payload": rejection.payload,
+                }
+            )
+        return out

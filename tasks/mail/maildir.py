@@ -1,0 +1,194 @@
+"""Maildir (Maildir++) backend: the embedded default, and for people who sync mail locally.
+
+Maildir has no UIDs, so this backend derives them: a message's UID is the inode change
+time of its file in microseconds. A file's ctime only moves forward (delivery, and the
+rename a mail client does when it changes flags), so ``uids_after`` never misses new mail;
+a renamed message may come round again, and the ledger skips it. UIDVALIDITY is the inode
+number of ``cur/``: recreating the Maildir changes it, like a recreated IMAP folder.
+
+Nothing in the watched folder is renamed, moved or rewritten; reading a file does not
+mark it read (that would take a rename from ``new/`` to ``cur/`` with the ``S`` flag).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from onward.tasks.errors import MailboxError
+from onward.tasks.mail.mailbox import Envelope, Fetched, FolderState, Opened
+
+# Local files are cheap to read, but a message with a large attachment is still not read
+# whole: the text parts come first in practice, and the parser tolerates the cut.
+READ_CAP = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    path: Path
+    uid: int
+    mtime: datetime
+    size: int
+
+
+class MaildirMailbox(Opened):
+    """One Maildir++ folder: ``INBOX`` is the root, ``Drafts`` is ``.Drafts``."""
+
+    def __init__(self, root: Path, folder: str = "INBOX", poll_interval: float = 2.0) -> None:
+        self.root = Path(root).expanduser()
+        self.folder = folder
+        self.poll_interval = poll_interval
+        self._entries: dict[int, list[_Entry]] = {}
+        self._signature: tuple[int, ...] | None = None
+
+    @property
+    def folder_path(self) -> Path:
+        return maildir_folder_path(self.root, self.folder)
+
+    def open(self) -> FolderState:
+        path = self.folder_path
+        if not all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
+            raise MailboxError(
+                f"{path} is not a Maildir (it needs cur/, new/ and tmp/); "
+                "check the path given to `onward connect --maildir`"
+            )
+        self._scan()
+        highest = max(self._entries, default=0)
+        self._signature = self._dir_signature()
+        return FolderState(uidvalidity=(path / "cur").stat().st_ino, uidnext=highest + 1)
+
+    def close(self) -> None:
+        self._entries.clear()
+
+    def _scan(self) -> None:
+        entries: dict[int, list[_Entry]] = {}
+        for sub in ("new", "cur"):
+            with os.scandir(self.folder_path / sub) as it:
+                for item in it:
+                    if item.name.startswith(".") or not item.is_file():
+                        continue
+                    st = item.stat()
+                    uid = st.st_ctime_ns // 1000
+                    mtime = datetime.fromtimestamp(st.st_mtime, UTC)
+                    entries.setdefault(uid, []).append(
+                        _Entry(Path(item.path), uid, mtime, st.st_size)
+                    )
+        self._entries = entries
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        self._scan()
+        return sorted(uid for uid in self._entries if uid > last_uid)
+
+    def uids_since(self, since: datetime) -> list[int]:
+        self._scan()
+        return sorted(
+            uid for uid, items in self._entries.items() if any(e.mtime >= since for e in items)
+        )
+
+    def envelopes(self, uids: Sequence[int]) -> list[Envelope]:
+        out: list[Envelope] = []
+        for uid in uids:
+            for entry in self._entries.get(uid, ()):
+                header = _read_header(entry.path)
+                if header is None:  # gone since the scan: moved or deleted by the person
+                    continue
+                out.append(Envelope(uid, header, entry.size))
+        return out
+
+    def fetch(self, envelopes: Sequence[Envelope], max_text_bytes: int) -> list[Fetched]:
+        out: list[Fetched] = []
+        wanted = {(e.uid, e.header) for e in envelopes}
+        for uid in dict.fromkeys(e.uid for e in envelopes):
+            for entry in self._entries.get(uid, ()):
+                try:
+                    with entry.path.open("rb") as handle:
+                        raw = handle.read(max(READ_CAP, max_text_bytes * 4))
+                except FileNotFoundError:
+                    continue
+                if (uid, _header_of(raw)) in wanted:
+                    out.append(Fetched(uid, raw, entry.size))
+        return out
+
+    def _dir_signature(self) -> tuple[int, ...]:
+        path = self.folder_path
+        return tuple((path / sub).stat().st_mtime_ns for sub in ("new", "cur"))
+
+    def wait_for_news(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        # Delivery adds a directory entry, which moves the directory's mtime: a cheap
+        # doorbell. Correctness still comes from the sync, never from this.
+        deadline = time.monotonic() + timeout
+        while True:
+            signature = self._dir_signature()
+            if signature != self._signature:
+                self._signature = signature
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (stop is not None and stop.is_set()):
+                return False
+            if stop is not None:
+                stop.wait(min(self.poll_interval, remaining))
+            else:
+                time.sleep(min(self.poll_interval, remaining))
+
+    def find_drafts_folder(self) -> str:
+        drafts = maildir_folder_path(self.root, "Drafts")
+        for sub in ("cur", "new", "tmp"):
+            (drafts / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        return "Drafts"
+
+
+def maildir_folder_path(root: Path, folder: str) -> Path:
+    """Maildir++ layout: INBOX is the root, other folders are ``.Name`` (``.A.B`` nested)."""
+    if folder.upper() == "INBOX":
+        return root
+    return root / ("." + folder.replace("/", "."))
+
+
+def create_maildir(root: Path, folders: Sequence[str] = ("Drafts", "Sent")) -> Path:
+    """Create an empty Maildir++ with the given subfolders; existing mail is left alone."""
+    for folder in ("INBOX", *folders):
+        for sub in ("cur", "new", "tmp"):
+            (maildir_folder_path(root, folder) / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    return root
+
+
+_counter = 0
+
+
+def deliver_to_maildir(root: Path, raw: bytes, folder: str = "INBOX", flags: str = "") -> Path:
+    """Deliver one message the way an MDA does: write to tmp/, then rename into new/ or cur/."""
+    global _counter
+    _counter += 1
+    folder_path = maildir_folder_path(root, folder)
+    uniq = f"{time.time_ns()}.P{os.getpid()}Q{_counter}.{socket.gethostname().replace('/', '_')}"
+    tmp = folder_path / "tmp" / uniq
+    with tmp.open("wb") as handle:
+        handle.write(raw)
+        handle.flush()
+        os.fsync(handle.fileno())
+    target = folder_path / "cur" / f"{uniq}:2,{flags}" if flags else folder_path / "new" / uniq
+    os.rename(tmp, target)
+    return target
+
+
+def _header_of(raw: bytes) -> bytes:
+    end = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        return raw[: crlf + 2]
+    return raw[: end + 1] if end != -1 else raw
+
+
+def _read_header(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except FileNotFoundError:
+        return None
+    return _header_of(head)

@@ -1,0 +1,120 @@
+"""A recorded rejection, loaded with what every reaction to it needs."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from onward.config.settings import Settings
+from onward.tasks.errors import ConfigError
+from onward.tasks.events import REJECTION_DETECTED
+from onward.tasks.feedback.replies import (
+    clean_text,
+    registered_domain,
+)
+from onward.tasks.mail.accounts import Account
+from onward.tasks.mail.message import Address, Message
+from onward.tasks.store import (
+    DomainEvent,
+    LedgerEntry,
+    Mailbox,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A recorded rejection with what the reactions need, detached from any session."""
+
+    event_id: int
+    ledger_id: int
+    mailbox_id: int
+    account: Account
+    message: Message
+    payload: dict[str, Any]
+    earlier: tuple[Message, ...]
+
+    @property
+    def company(self) -> str | None:
+        return self.payload.get("company")
+
+    @property
+    def role(self) -> str | None:
+        return self.payload.get("role")
+
+    @property
+    def title(self) -> str:
+        """How the UI names it: ``Acme — Data Engineer``."""
+        company = clean_text(self.company, 60) or "unknown company"
+        role = clean_text(self.role, 60)
+        return f"{company} — {role}" if role else company
+
+    @property
+    def marker(self) -> str:
+        return clean_text(self.message.message_id or self.message.key, 900)
+
+
+def mark_started(session: Session, event_id: int) -> None:
+    event = session.get(DomainEvent, event_id)
+    if event is not None and event.handled_at is None:
+        event.handled_at = utcnow()
+
+
+def load_rejection(session: Session, event_id: int, settings: Settings) -> Rejection:
+    event = session.get(DomainEvent, event_id)
+    if event is None or event.kind != REJECTION_DETECTED:
+        raise ConfigError(f"no rejection event {event_id}")
+    entry = session.get_one(LedgerEntry, event.ledger_id)
+    mailbox = session.get_one(Mailbox, event.mailbox_id)
+    payload = dict(event.payload or {})
+    message = ledger_message(entry, reply_to=payload.get("reply_to") or ())
+    return Rejection(
+        event_id=event.id,
+        ledger_id=entry.id,
+        mailbox_id=mailbox.id,
+        account=Account.from_row(mailbox, settings),
+        message=message,
+        payload=payload,
+        earlier=tuple(ledger_message(e) for e in earlier_entries(session, entry)),
+    )
+
+
+def ledger_message(entry: LedgerEntry, reply_to: Any = ()) -> Message:
+    """A Message rebuilt from what the ledger keeps (headers only, no text)."""
+    return Message(
+        key=entry.key,
+        message_id=entry.message_id,
+        subject=entry.subject or "",
+        from_=Address(entry.from_name or "", entry.from_addr) if entry.from_addr else None,
+        reply_to=tuple(Address(r.get("name", ""), r["addr"]) for r in reply_to if r.get("addr")),
+        date=entry.sent_at,
+        in_reply_to=entry.in_reply_to,
+        references=tuple(entry.references or ()),
+    )
+
+
+def earlier_entries(session: Session, entry: LedgerEntry, limit: int = 50) -> list[LedgerEntry]:
+    """Mail recorded before ``entry`` in its thread, or from its organisation's domain."""
+    thread_ids = [i for i in (*(entry.references or ()), entry.in_reply_to) if i]
+    conditions = []
+    if thread_ids:
+        conditions.append(LedgerEntry.message_id.in_(thread_ids))
+    if entry.from_addr and "@" in entry.from_addr:
+        domain = registered_domain(entry.from_addr)
+        conditions.append(LedgerEntry.from_addr.like(f"%@{domain}"))
+        conditions.append(LedgerEntry.from_addr.like(f"%.{domain}"))
+    if not conditions:
+        return []
+    rows = session.scalars(
+        select(LedgerEntry)
+        .where(
+            LedgerEntry.mailbox_id == entry.mailbox_id,
+            LedgerEntry.id != entry.id,
+            LedgerEntry.status == "recorded",
+            or_(*conditions),
+        )
+        .order_by(LedgerEntry.sent_at, LedgerEntry.id)
+        .limit(limit)
+    )
+    return list(rows)

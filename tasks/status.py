@@ -1,0 +1,155 @@
+"""What `onward status` tells a person: is it watching, what waits on them, where things are."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from onward.config.settings import Settings
+from onward.tasks.store import (
+    Cooldown,
+    FeedbackRequest,
+    LedgerEntry,
+    Store,
+    get_mailbox,
+    ledger_counts,
+    utcnow,
+)
+
+WORKER_FILE = "worker.json"
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a running `onward run` wrote about itself."""
+
+    pid: int
+    ui: str | None
+    started_at: str
+
+
+@dataclass(frozen=True)
+class CooldownRow:
+    title: str
+    ends_at: datetime
+
+
+@dataclass
+class Status:
+    mailbox: str | None
+    database: str
+    kind: str | None = None
+    watching: str | None = None
+    watch_start: datetime | None = None
+    last_sync: datetime | None = None
+    last_error: str | None = None
+    messages: int = 0
+    malformed: int = 0
+    failed: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    drafts_to_review: int = 0
+    drafts_needing_recipient: int = 0
+    cooldowns: list[CooldownRow] = field(default_factory=list)
+    calendar_file: str | None = None
+    worker: WorkerInfo | None = None
+    next_check: str = ""
+
+
+def write_worker_info(settings: Settings, ui: str | None) -> Path:
+    """Called by `onward run` at start: status can then say where the UI is."""
+    path = settings.home / WORKER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {"pid": os.getpid(), "ui": ui, "started_at": utcnow().isoformat(timespec="seconds")}
+    path.write_text(json.dumps(info))
+    return path
+
+
+def read_worker_info(settings: Settings) -> WorkerInfo | None:
+    """The running worker, or None when none runs (a stale file is ignored)."""
+    try:
+        data = json.loads((settings.home / WORKER_FILE).read_text())
+        pid = int(data["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return WorkerInfo(pid=pid, ui=data.get("ui"), started_at=str(data.get("started_at")))
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def gather_status(settings: Settings, mailbox: str | None = None) -> Status:
+    status = Status(mailbox=None, database=safe_url(settings.database_url))
+    with Store.open(settings.database_url) as store, store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        if row is None:
+            return status
+        counts = ledger_counts(session, row.id)
+        status.mailbox, status.kind = row.name, row.kind
+        where = row.path if row.kind == "maildir" else f"{row.username} at {row.host}"
+        status.watching = f"{row.folder} of {where}"
+        status.watch_start, status.last_sync = row.watch_start, row.last_sync_at
+        status.last_error = row.last_error
+        status.messages = counts.get("total", 0)
+        status.malformed, status.failed = counts.get("malformed", 0), counts.get("failed", 0)
+        status.labels = {
+            k.removeprefix("label:"): v for k, v in counts.items() if k.startswith("label:")
+        }
+        by_state = dict(
+            session.execute(
+                select(FeedbackRequest.state, func.count())
+                .where(FeedbackRequest.mailbox_id == row.id)
+                .group_by(FeedbackRequest.state)
+            ).all()
+        )
+        status.drafts_to_review = by_state.get("drafted", 0)
+        status.drafts_needing_recipient = by_state.get("needs_recipient", 0)
+        running = session.execute(
+            select(Cooldown, LedgerEntry)
+            .join(LedgerEntry, LedgerEntry.id == Cooldown.ledger_id)
+            .where(Cooldown.mailbox_id == row.id, Cooldown.ended_at.is_(None))
+            .order_by(Cooldown.ends_at)
+        ).all()
+        status.cooldowns = [
+            CooldownRow(_title(entry), cooldown.ends_at) for cooldown, entry in running
+        ]
+    if settings.calendar_file.is_file():
+        status.calendar_file = str(settings.calendar_file)
+    status.worker = read_worker_info(settings)
+    if status.worker is not None:
+        status.next_check = (
+            "as mail arrives (`onward run` is watching), and every "
+            f"{settings.worker.fallback_interval_minutes} min"
+        )
+    else:
+        status.next_check = "when you run `onward sync --once` or start `onward run`"
+    return status
+
+
+def _title(entry: LedgerEntry) -> str:
+    verdict = entry.verdict or {}
+    company, role = verdict.get("company"), verdict.get("role")
+    if company:
+        return f"{company} — {role}" if role else str(company)
+    return entry.subject or "a rejection"
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """``5 min ago``, ``3 h ago``, ``2 days ago``."""
+    if moment is None:
+        return "never"
+    delta = (now or utcnow()) - moment
+    if delta < timedelta(minutes=1):
+        return "just now"
+    if delta < timedelta(hours=1):
+        return f"{int(delta.total_seconds() // 60)} min ago"
+    if delta < timedelta(days=1):
+        return f"{int(delta.total_seconds() // 3600)} h ago"
+    return f"{delta.days} day(s) ago"

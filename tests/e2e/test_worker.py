@@ -1,0 +1,110 @@
+"""`onward run` for real: its own Prefect server, the IDLE doorbell, restart, no repeats."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import select
+
+from onward.tasks.store import Cooldown, FeedbackRequest, Store
+from tests.support.dovecot import DovecotServer
+from tests.support.mailgen import make_mail
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ONWARD = str(Path(sys.executable).with_name("onward"))
+REJECTION = (
+    "Dear Alice,\n\nThank you for applying for the Platform Engineer position at Firmly.\n"
+    "After careful consideration we have decided to move forward with other candidates.\n\n"
+    "Kind regards,\nMorgan Lee\n"
+)
+
+
+def drafts_count(server: DovecotServer) -> int:
+    client = IMAPClient("127.0.0.1", port=server.port, ssl=False)
+    client.login("alice", "secret")
+    client.select_folder("Drafts", readonly=True)
+    count = len(client.search(["ALL"]))
+    client.logout()
+    return count
+
+
+def wait_until(predicate: object, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text(errors='replace')}")
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    proc = subprocess.Popen([ONWARD, "run"], env=env, stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=90)
+
+
+def test_worker_drafts_once_and_survives_a_restart(
+    dovecot: DovecotServer, tmp_path: Path, database_url: str
+) -> None:
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "ONWARD_HOME": str(home),
+        "ONWARD_DATABASE_URL": database_url,
+        "MAIL_PW": "secret",
+    }
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run(
+        [ONWARD, "connect", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user",
+         "alice", "--address", "alice@example.org", "--security", "plain",
+         "--password-env", "MAIL_PW"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    store = Store.open(database_url)
+    worker = start_worker(env, log)
+    try:
+        wait_until(lambda: "Prefect UI: http://127.0.0.1:" in log.read_text(), 240, "start", log)
+        time.sleep(3)  # the first pass starts the watch at "now"
+        dovecot.deliver("alice", make_mail(1, subject="Your application", body=REJECTION))
+        wait_until(lambda: drafts_count(dovecot) == 1, 120, "the draft", log)
+
+        def end_scheduled() -> bool:
+            with store.unit_of_work() as session:
+                return session.scalars(select(Cooldown.end_run_id)).first() is not None
+
+        wait_until(end_scheduled, 120, "the cooldown's scheduled end", log)
+        assert stop_worker(worker) == 0
+        assert "onward stopped" in log.read_text()
+
+        worker = start_worker(env, log)
+        wait_until(lambda: log.read_text().count("Prefect UI:") == 2, 240, "restart", log)
+        dovecot.deliver("alice", make_mail(2, subject="Lunch on Friday?"))  # rings the doorbell
+        wait_until(lambda: "1 new message(s) recorded" in log.read_text(), 120, "a pass", log)
+        time.sleep(3)
+        assert drafts_count(dovecot) == 1
+        with store.unit_of_work() as session:
+            assert len(session.scalars(select(FeedbackRequest)).all()) == 1
+            cooldowns = session.scalars(select(Cooldown)).all()
+            assert len(cooldowns) == 1
+        ui = re.findall(r"Prefect UI: (http://127\.0\.0\.1:\d+)", log.read_text())[-1]
+        assert ui.startswith("http://127.0.0.1:")
+    finally:
+        if worker.poll() is None:
+            stop_worker(worker)
+        store.close()

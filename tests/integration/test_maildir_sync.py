@@ -1,0 +1,174 @@
+"""The incremental sync on a real Maildir in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from onward.tasks.mail.maildir import MaildirMailbox, create_maildir, deliver_to_maildir
+from onward.tasks.mail.sync import SyncReport, sync_once
+from onward.tasks.store import LedgerEntry, Store
+from tests.support.db import add_mailbox
+from tests.support.mailgen import MALFORMED, make_mail
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the Maildir with its mtime and size: reading must change none."""
+    out = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            out[str(path.relative_to(root))] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _ledger_keys(store: Store) -> list[str]:
+    with store.unit_of_work() as session:
+        return list(session.scalars(select(LedgerEntry.key).order_by(LedgerEntry.id)))
+
+
+@pytest.fixture
+def maildir(tmp_path: Path) -> Path:
+    return create_maildir(tmp_path / "Maildir")
+
+
+def _sync(store: Store, root: Path, **kw: Any) -> SyncReport:
+    with MaildirMailbox(root) as box:
+        return sync_once(store, "test", box, **kw)
+
+
+def test_first_run_ignores_old_mail_then_records_new_once(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    deliver_to_maildir(maildir, make_mail(1))
+    first = _sync(store, maildir)
+    assert first.first_run
+    assert first.recorded == 0
+    deliver_to_maildir(maildir, make_mail(2))
+    second = _sync(store, maildir)
+    assert second.recorded == 1
+    assert _ledger_keys(store) == ["<test-2@company.example>"]
+    assert _sync(store, maildir).recorded == 0
+
+
+def test_since_backfills_history(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    old = deliver_to_maildir(maildir, make_mail(1))
+    ancient = datetime(2001, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(old, (ancient, ancient))
+    deliver_to_maildir(maildir, make_mail(2))
+    report = _sync(store, maildir, since=datetime(2020, 1, 1, tzinfo=UTC))
+    assert report.recorded == 1
+    report = _sync(store, maildir, since=datetime(2000, 1, 1, tzinfo=UTC))
+    assert report.recorded == 1
+    assert sorted(_ledger_keys(store)) == ["<test-1@company.example>", "<test-2@company.example>"]
+
+
+def test_reading_changes_no_file(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    for n in range(5):
+        deliver_to_maildir(maildir, make_mail(n), flags="" if n % 2 else "S")
+    before = _snapshot(maildir)
+    assert _sync(store, maildir).recorded == 5
+    assert _snapshot(maildir) == before
+
+
+def test_malformed_message_is_recorded_and_skipped(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    deliver_to_maildir(maildir, make_mail(1))
+    deliver_to_maildir(maildir, MALFORMED)
+    deliver_to_maildir(maildir, make_mail(3))
+    report = _sync(store, maildir)
+    assert (report.recorded, report.malformed) == (2, 1)
+    with store.unit_of_work() as session:
+        bad = session.scalars(select(LedgerEntry).where(LedgerEntry.status == "malformed")).one()
+        assert bad.error
+    assert _sync(store, maildir).malformed == 0
+
+
+def test_crash_between_fetch_and_ledger_write_loses_and_repeats_nothing(
+    store: Store, maildir: Path
+) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    for n in range(7):
+        deliver_to_maildir(maildir, make_mail(n))
+
+    def crash() -> None:
+        raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        _sync(store, maildir, crash_after_fetch=crash, batch_size=3)
+    assert _ledger_keys(store) == []
+    report = _sync(store, maildir, batch_size=3)
+    assert report.recorded == 7
+    with store.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 7
+
+
+def test_recreated_maildir_is_a_uidvalidity_change_without_repeats(
+    store: Store, maildir: Path, tmp_path: Path
+) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    deliver_to_maildir(maildir, make_mail(1))
+    assert _sync(store, maildir).recorded == 1
+    # Restore from a copy: new inodes, new ctimes, same messages, plus one new message.
+    copy = tmp_path / "copy"
+    shutil.copytree(maildir, copy)
+    shutil.rmtree(maildir)
+    shutil.copytree(copy, maildir)
+    deliver_to_maildir(maildir, make_mail(2))
+    report = _sync(store, maildir)
+    assert report.uidvalidity_changed
+    assert report.recorded == 1
+    assert sorted(_ledger_keys(store)) == ["<test-1@company.example>", "<test-2@company.example>"]
+
+
+def test_flag_change_by_a_mail_client_does_not_repeat(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    path = deliver_to_maildir(maildir, make_mail(1))
+    assert _sync(store, maildir).recorded == 1
+    os.rename(path, maildir / "cur" / (path.name + ":2,S"))  # what a mail client does
+    report = _sync(store, maildir)
+    assert report.recorded == 0
+    assert report.already_known == 1
+
+
+def test_not_a_maildir_is_a_clear_error(tmp_path: Path) -> None:
+    from onward.tasks.errors import MailboxError
+
+    with pytest.raises(MailboxError, match="is not a Maildir"):
+        MaildirMailbox(tmp_path).open()
+
+
+def test_watch_start_is_recorded(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    _sync(store, maildir)
+    from onward.tasks.store import get_mailbox
+
+    with store.unit_of_work() as session:
+        row = get_mailbox(session, "test")
+        assert row is not None
+        assert row.watch_start is not None
+        assert row.watch_start >= before
+
+
+def test_parallel_decisions_record_the_same(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    for n in range(9):
+        deliver_to_maildir(maildir, make_mail(n))
+    deliver_to_maildir(maildir, MALFORMED)
+    report = _sync(store, maildir, batch_size=4, parallel_threshold=1)
+    assert (report.recorded, report.malformed) == (9, 1)
+    assert len(_ledger_keys(store)) == 10
