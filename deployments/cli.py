@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from onward.config.settings import Settings, load_settings
 from onward.tasks.errors import (
+    CalDavAuthError,
     ConfigError,
     MailboxAuthError,
     MailboxConnectError,
@@ -21,7 +21,13 @@ from onward.tasks.errors import (
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Errors the person fixes by changing what they typed or configured: one line, exit 2.
-USAGE_ERRORS = (ConfigError, MailboxAuthError, MailboxConnectError, MailboxTLSError)
+USAGE_ERRORS = (
+    CalDavAuthError,
+    ConfigError,
+    MailboxAuthError,
+    MailboxConnectError,
+    MailboxTLSError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,15 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    from onward.deployments import commands
+    from onward.deployments import calendar_commands, classify_commands, commands
 
     commands.register(sub)
-    try:
-        classify_commands = importlib.import_module("onward.deployments.classify_commands")
-    except ModuleNotFoundError:
-        pass
-    else:
-        classify_commands.register(sub)
+    classify_commands.register(sub)
+    calendar_commands.register(sub)
     return parser
 
 

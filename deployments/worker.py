@@ -18,10 +18,13 @@ from typing import Any
 
 from onward.config.settings import Settings
 from onward.deployments.server import LocalPrefectServer
+from onward.tasks.status import write_worker_info
 
 log = logging.getLogger("onward.worker")
 
 ZOMBIE_AUTOMATION = "onward: crash zombie flow runs"
+# The calendar is rebuilt after each change; this run also retries CalDAV pushes.
+CALENDAR_INTERVAL_MINUTES = 15
 
 
 def run_worker(settings: Settings, mailbox: str | None, config_file: str | None) -> int:
@@ -67,25 +70,54 @@ def _serve(settings: Settings, mailbox: str | None, config_file: str | None, ui:
         raise KeyboardInterrupt  # serve() shuts down cleanly on it
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    print(f"onward is watching {account.name}", flush=True)
-    print(f"Prefect UI: {ui}", flush=True)
-    doorbell.start()
-    catch_up.start()
-    try:
-        serve(*deployments, limit=settings.worker.process_limit, print_starting_message=False)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        doorbell.join(timeout=10)
-        print("onward stopped; it picks up where it left off on the next start", flush=True)
+    with ExitStack() as stack:
+        feed = _start_feed(settings, stack)
+        write_worker_info(settings, ui, feed)
+        print(f"onward is watching {account.name}", flush=True)
+        print(f"Prefect UI: {ui}", flush=True)
+        if feed:
+            print(f"calendar feed: {feed} (subscribe to it in your calendar app)", flush=True)
+        doorbell.start()
+        catch_up.start()
+        try:
+            serve(*deployments, limit=settings.worker.process_limit, print_starting_message=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            doorbell.join(timeout=10)
+            print("onward stopped; it picks up where it left off on the next start", flush=True)
     return 0
+
+
+def _start_feed(settings: Settings, stack: ExitStack) -> str | None:
+    """The read-only calendar feed on 127.0.0.1; onward runs on without it if the port is
+    taken (the file and CalDAV still work)."""
+    from onward.tasks.calendar.feed import CalendarFeed
+    from onward.tasks.calendar.publish import publish
+
+    if not settings.calendar.feed_port:
+        return None
+    try:
+        publish(settings)  # the feed has something to serve from the first request
+        feed = stack.enter_context(
+            CalendarFeed(settings.calendar_file, settings.calendar.feed_port)
+        )
+    except OSError as exc:
+        log.warning(
+            "the calendar feed could not start on 127.0.0.1:%s (%s); set [calendar] feed_port",
+            settings.calendar.feed_port,
+            exc,
+        )
+        return None
+    return feed.url
 
 
 def build_deployments(mailbox: str, config_file: str | None, settings: Settings) -> list[Any]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType  # type: ignore[attr-defined]
 
+    from onward.flows.calendar import calendar_sync
     from onward.flows.cooldown import cooldown, pick_yourself_up
     from onward.flows.request_feedback import request_feedback
     from onward.flows.watch_inbox import watch_inbox
@@ -115,6 +147,16 @@ def build_deployments(mailbox: str, config_file: str | None, settings: Settings)
         ),
         pick_yourself_up.to_deployment(
             "pick-yourself-up", description="The end of a cooldown.", **common
+        ),
+        calendar_sync.to_deployment(
+            "calendar",
+            parameters={"config_file": config_file},
+            interval=timedelta(minutes=CALENDAR_INTERVAL_MINUTES),
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            description="Rebuild the calendar and push pending changes to CalDAV.",
+            **common,
         ),
     ]
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from onward.flows.common import rejection_title
-from onward.tasks.calendar.actions import publish_calendar
+from onward.tasks.calendar.actions import publish_calendar, push_calendar
 from onward.tasks.reactions import (
     load_rejection,
     record_cooldown,
@@ -54,6 +54,7 @@ def cooldown(
     rejection = load_rejection(event_id, config_file)
     info = record_cooldown(rejection, config_file, ends_at)
     calendar = publish_calendar(config_file)
+    push_calendar(config_file)
     end_run = info.end_run_id
     if schedule_end:
         end_run = schedule_cooldown_end(info.cooldown_id, config_file, rejection.title)
@@ -63,7 +64,8 @@ def cooldown(
         key=f"cooldown-{rejection.ledger_id}",
         markdown=(
             f"## Cooldown: {rejection.title}\n\nNothing is asked of you until "
-            f"**{end:%A %d %B, %H:%M} UTC**. The block is in `{calendar}`."
+            f"**{end:%A %d %B, %H:%M} UTC**. The block is in your calendar "
+            f"(`{calendar}`, the feed `onward run` serves, and CalDAV when connected)."
         ),
         description=f"Cooldown for {rejection.title}",
     )
@@ -77,5 +79,7 @@ def pick_yourself_up(
     """The cooldown is over: start what follows (the development plan and networking flows
     join here as they arrive; for now the end is recorded)."""
     first = record_cooldown_end(cooldown_id, config_file)
+    publish_calendar(config_file)  # the plan's rhythm (self-evaluation, review) starts now
+    push_calendar(config_file)
     get_run_logger().info("cooldown %s over%s", cooldown_id, "" if first else " (already recorded)")
     return {"cooldown_id": cooldown_id, "ended": first}

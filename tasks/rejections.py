@@ -23,6 +23,13 @@ from onward.tasks.store import (
 )
 
 
+def application_title(company: str | None, role: str | None) -> str:
+    """How onward names an application everywhere: ``Acme — Data Engineer``."""
+    name = clean_text(company, 60) or "unknown company"
+    job = clean_text(role, 60)
+    return f"{name} — {job}" if job else name
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A recorded rejection with what the reactions need, detached from any session."""
@@ -46,9 +53,7 @@ class Rejection:
     @property
     def title(self) -> str:
         """How the UI names it: ``Acme — Data Engineer``."""
-        company = clean_text(self.company, 60) or "unknown company"
-        role = clean_text(self.role, 60)
-        return f"{company} — {role}" if role else company
+        return application_title(self.company, self.role)
 
     @property
     def marker(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onward.config.settings import Settings, load_settings
-from onward.tasks.errors import MailboxConnectError, TransientMailboxError
+from onward.tasks.errors import MailboxConnectError, TransientError
 from onward.tasks.store import Store
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
 
     try:
         state.result()
-    except (TransientMailboxError, MailboxConnectError, OperationalError):
+    except (TransientError, MailboxConnectError, OperationalError):
         return True
     except Exception:
         return False

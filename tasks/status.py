@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from onward.config.settings import Settings
+from onward.tasks.rejections import application_title
 from onward.tasks.store import (
     Cooldown,
     FeedbackRequest,
@@ -31,6 +32,7 @@ class WorkerInfo:
 
     pid: int
     ui: str | None
+    feed: str | None
     started_at: str
 
 
@@ -61,11 +63,16 @@ class Status:
     next_check: str = ""
 
 
-def write_worker_info(settings: Settings, ui: str | None) -> Path:
-    """Called by `onward run` at start: status can then say where the UI is."""
+def write_worker_info(settings: Settings, ui: str | None, feed: str | None) -> Path:
+    """Called by `onward run` at start: status can then say where the UI and feed are."""
     path = settings.home / WORKER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    info = {"pid": os.getpid(), "ui": ui, "started_at": utcnow().isoformat(timespec="seconds")}
+    info = {
+        "pid": os.getpid(),
+        "ui": ui,
+        "feed": feed,
+        "started_at": utcnow().isoformat(timespec="seconds"),
+    }
     path.write_text(json.dumps(info))
     return path
 
@@ -78,7 +85,9 @@ def read_worker_info(settings: Settings) -> WorkerInfo | None:
         os.kill(pid, 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return WorkerInfo(pid=pid, ui=data.get("ui"), started_at=str(data.get("started_at")))
+    return WorkerInfo(
+        pid=pid, ui=data.get("ui"), feed=data.get("feed"), started_at=str(data.get("started_at"))
+    )
 
 
 def safe_url(url: str) -> str:
@@ -135,10 +144,7 @@ def gather_status(settings: Settings, mailbox: str | None = None) -> Status:
 
 def _title(entry: LedgerEntry) -> str:
     verdict = entry.verdict or {}
-    company, role = verdict.get("company"), verdict.get("role")
-    if company:
-        return f"{company} — {role}" if role else str(company)
-    return entry.subject or "a rejection"
+    return application_title(verdict.get("company"), verdict.get("role"))
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from onward.config.settings import Settings, load_settings
 from onward.tasks.store import Store
 
-pytest_plugins = ["tests.support.dovecot_fixtures"]
+pytest_plugins = ["tests.support.dovecot_fixtures", "tests.support.radicale"]
 
 
 def _postgres_admin_url() -> str | None:

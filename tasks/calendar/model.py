@@ -61,9 +61,7 @@ class CalendarItem:
         """A digest of everything a person can see; SEQUENCE rises only when it changes."""
         data = asdict(self)
         data.pop("key")
-        return hashlib.sha256(
-            json.dumps(data, sort_keys=True, default=_plain).encode()
-        ).hexdigest()
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=_plain).encode()).hexdigest()
 
     def to_data(self) -> dict[str, Any]:
         """JSON-ready, so a removed item can still be written as CANCELLED later."""

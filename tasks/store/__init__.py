@@ -4,6 +4,7 @@ The database is the truth for what onward has seen and done.
 """
 
 from onward.tasks.store.base import Base, UTCDateTime, utcnow
+from onward.tasks.store.calendar import CalDavAccount, CalDavResource, CalendarEntry
 from onward.tasks.store.engine import SCHEMA_REVISION, Store, make_engine, migrate, schema_revision
 from onward.tasks.store.mail import DomainEvent, LedgerEntry, Mailbox
 from onward.tasks.store.reactions import Cooldown, FeedbackRequest
@@ -19,6 +20,9 @@ from onward.tasks.store.repositories import (
 __all__ = [
     "SCHEMA_REVISION",
     "Base",
+    "CalDavAccount",
+    "CalDavResource",
+    "CalendarEntry",
     "Cooldown",
     "DomainEvent",
     "FeedbackRequest",
