@@ -276,6 +276,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for cooldown in status.cooldowns:
         rows.append(("cooldown", f"{cooldown.title}, until {cooldown.ends_at:%a %d %b %H:%M} UTC"))
     rows.append(("calendar", status.calendar_file or "nothing scheduled yet"))
+    if status.calendar_feed:
+        rows.append(("", f"feed {status.calendar_feed} (subscribe in your calendar app)"))
+    rows.extend(("", line) for line in status.caldav)
     if status.worker is not None:
         rows.append(
             ("worker", f"onward run (pid {status.worker.pid}), UI {status.worker.ui or '-'}")

@@ -6,13 +6,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import select
 
-from onward.config.settings import load_settings
+from onward.config.settings import Settings, load_settings
 from onward.tasks.mail.maildir import create_maildir, deliver_to_maildir
 from onward.tasks.store import Cooldown, FeedbackRequest, LedgerEntry, Mailbox, Store
 
@@ -59,6 +60,7 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
     root.mkdir(parents=True, exist_ok=True)
     step = _stepper(started)
     step(f"building a sample mailbox in {root}")
+    fresh = not (root / "Maildir" / "cur").is_dir()
     maildir = build_demo_maildir(root)
     # Everything the demo makes stays in its folder, whatever ONWARD_HOME says: it must not
     # add a sample mailbox to the person's real onward. The flows read settings from the
@@ -87,7 +89,8 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
                     address=DEMO_ADDRESS,
                 )
             )
-    step(f"{len(sample_messages())} messages delivered; starting Prefect and the watch_inbox flow")
+    delivered = "delivered" if fresh else "already there from an earlier demo"
+    step(f"{len(sample_messages())} sample messages {delivered}; starting Prefect and watch_inbox")
     from onward.flows.common import in_process
     from onward.flows.cooldown import pick_yourself_up
     from onward.flows.watch_inbox import describe, watch_inbox
@@ -98,9 +101,12 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
         with store.unit_of_work() as session:
             cooldowns = session.scalars(select(Cooldown.id)).all()
         step(f"bringing the end of {len(cooldowns)} cooldown(s) forward (normally 3 days)")
+        with store.unit_of_work() as session:
+            for row in session.scalars(select(Cooldown)):
+                row.ends_at = min(row.ends_at, datetime.now(UTC))
         for cooldown_id in cooldowns:
             pick_yourself_up(cooldown_id=cooldown_id, title="demo")
-    _summary(store, maildir, settings.calendar_file)
+    _summary(store, maildir, settings)
     store.close()
     print(f"onward data      {settings.home}")
     if serve:
@@ -114,7 +120,10 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
     return 0
 
 
-def _summary(store: Store, maildir: Path, calendar: Path) -> None:
+def _summary(store: Store, maildir: Path, settings: Settings) -> None:
+    from onward.tasks.calendar.publish import upcoming
+
+    calendar = settings.calendar_file
     with store.unit_of_work() as session:
         rows = session.scalars(select(LedgerEntry).order_by(LedgerEntry.sent_at)).all()
         print(f"\n{'what onward saw':<22} {'from':<34} subject")
@@ -134,6 +143,9 @@ def _summary(store: Store, maildir: Path, calendar: Path) -> None:
     print()
     print(f"drafts           {maildir / '.Drafts' / 'cur'} ({len(drafts)} file(s))")
     print(f"calendar         {calendar}")
+    print(f"\nin your calendar (import {calendar.name}, or subscribe to the feed of --serve):")
+    for item in upcoming(settings):
+        print(f"  {item.when:<30} {item.summary}")
 
 
 def _stepper(started: float) -> Callable[[str], None]:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from onward.config.settings import Settings
 from onward.tasks.rejections import application_title
 from onward.tasks.store import (
+    CalDavAccount,
     Cooldown,
     FeedbackRequest,
     LedgerEntry,
@@ -59,6 +60,8 @@ class Status:
     drafts_needing_recipient: int = 0
     cooldowns: list[CooldownRow] = field(default_factory=list)
     calendar_file: str | None = None
+    calendar_feed: str | None = None
+    caldav: list[str] = field(default_factory=list)
     worker: WorkerInfo | None = None
     next_check: str = ""
 
@@ -132,6 +135,14 @@ def gather_status(settings: Settings, mailbox: str | None = None) -> Status:
     if settings.calendar_file.is_file():
         status.calendar_file = str(settings.calendar_file)
     status.worker = read_worker_info(settings)
+    status.calendar_feed = status.worker.feed if status.worker else None
+    with Store.open(settings.database_url) as store, store.unit_of_work() as session:
+        for account in session.scalars(select(CalDavAccount).order_by(CalDavAccount.id)):
+            state = f"error: {account.last_error}" if account.last_error else "up to date"
+            status.caldav.append(
+                f"CalDAV {account.username}, calendar {account.calendar_name!r}: {state}"
+                f" (last push {age(account.last_push_at)})"
+            )
     if status.worker is not None:
         status.next_check = (
             "as mail arrives (`onward run` is watching), and every "

@@ -14,6 +14,7 @@ from onward.tasks.runtime import app_store, transient
 
 @task(
     name="write calendar",
+    task_run_name="write the calendar",
     retries=3,
     retry_delay_seconds=[1.0, 5.0, 15.0],
     retry_condition_fn=transient,
@@ -38,6 +39,7 @@ def publish_calendar(config_file: str | None) -> Path:
 
 @task(
     name="push calendar to CalDAV",
+    task_run_name="push the calendar to CalDAV",
     retries=4,
     retry_delay_seconds=[10.0, 30.0, 120.0, 300.0],
     retry_condition_fn=transient,

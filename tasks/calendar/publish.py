@@ -111,6 +111,8 @@ def _describe_when(p: Published, settings: Settings) -> str:
         return f"due {_format(item.due, settings)}"
     if item.start is not None and item.end is not None and not isinstance(item.start, datetime):
         last = item.end - timedelta(days=1) if not isinstance(item.end, datetime) else item.end
+        if last == item.start:
+            return _format(item.start, settings)
         return f"{_format(item.start, settings)} to {_format(last, settings)}"
     return _format(item.start, settings) if item.start is not None else "-"
 

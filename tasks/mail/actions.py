@@ -73,6 +73,7 @@ class PendingRejection(TypedDict):
 
 @task(
     name="pending rejections",
+    task_run_name="rejections waiting in {mailbox}",
     retries=3,
     retry_delay_seconds=[1, 5, 15],
     retry_condition_fn=transient,
