@@ -9,11 +9,9 @@ from sqlalchemy.orm import Session
 from onward.config.settings import Settings
 from onward.tasks.errors import ConfigError
 from onward.tasks.events import REJECTION_DETECTED
-from onward.tasks.feedback.replies import (
-    clean_text,
-    registered_domain,
-)
+from onward.tasks.feedback.replies import clean_text
 from onward.tasks.mail.accounts import Account
+from onward.tasks.mail.addresses import registered_domain
 from onward.tasks.mail.message import Address, Message
 from onward.tasks.store import (
     DomainEvent,

@@ -26,6 +26,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from onward.tasks.errors import ConfigError
+from onward.tasks.mail.addresses import FREEMAIL_DOMAINS, is_no_reply, registered_domain
 from onward.tasks.mail.message import Address, Message
 
 FEEDBACK_TEMPLATE = "feedback_request.txt.j2"
@@ -54,14 +55,6 @@ _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # A message id we are willing to copy into a header verbatim: printable ASCII, one <...>.
 _MSGID = re.compile(r"<[!-;=?-~]{1,900}>")
 
-_NO_REPLY_LOCAL = re.compile(
-    r"no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|notifications?|notify"
-    r"|mailer[-_.]?daemon|postmaster|bounces?|auto[-_.]?(?:reply|responder|mailer)"
-    r"|unsubscribe",
-    re.IGNORECASE,
-)
-_NO_REPLY_DOMAIN_LABELS = frozenset({"noreply", "no-reply", "bounce", "bounces", "mailer-daemon"})
-
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -82,12 +75,6 @@ _COMPANY_SUFFIXES = _words(
     " company group holdings"
 )
 _ROLE_TAIL = re.compile(r"\s+(?:role|position|opening|vacancy|job)$", re.IGNORECASE)
-_SECOND_LEVEL = frozenset({"co", "com", "ac", "org", "net", "gov", "edu", "ne", "or", "go"})
-_FREEMAIL = _words(
-    "gmail.com googlemail.com outlook.com hotmail.com live.com msn.com yahoo.com icloud.com"
-    " me.com mac.com aol.com proton.me protonmail.com gmx.de gmx.net web.de mail.com"
-    " yandex.ru fastmail.com zoho.com"
-)
 
 
 @dataclass(frozen=True)
@@ -284,6 +271,8 @@ def _valid_domain(domain: str) -> str:
 
 
 def _msgid(value: str | None) -> str | None:
+    """``value`` only if it is one well-formed Message-ID, safe to write into a header
+    (the parser already normalised it; anything else is dropped, never repaired)."""
     value = (value or "").strip()
     return value if _MSGID.fullmatch(value) else None
 
@@ -353,28 +342,6 @@ def _clean_body(body: str) -> str:
 # --- recipient ----------------------------------------------------------------------------
 
 
-def is_no_reply(addr: str) -> bool:
-    """True for addresses nobody reads: no-reply, notifications, bounces, mailer-daemon."""
-    local, _, domain = addr.strip().lower().rpartition("@")
-    if _NO_REPLY_LOCAL.search(local or domain):
-        return True
-    return any(label in _NO_REPLY_DOMAIN_LABELS for label in domain.split("."))
-
-
-def registered_domain(addr_or_domain: str) -> str:
-    """The organisation's domain: ``mail.brightforge.example`` → ``brightforge.example``.
-
-    A heuristic without the public suffix list: two labels, three under ``co.uk``-like
-    second levels.
-    """
-    domain = addr_or_domain.strip().lower().rpartition("@")[2].rstrip(".")
-    labels = [label for label in domain.split(".") if label]
-    keep = 2
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        keep = 3
-    return ".".join(labels[-keep:])
-
-
 def _usable(address: Address, user: frozenset[str]) -> bool:
     addr = address.addr.strip().lower()
     return "@" in addr and addr not in user and not is_no_reply(addr)
@@ -416,7 +383,7 @@ def choose_recipient(
             return direct
 
     senders = [a for a in (rejection.from_, rejection.sender, *rejection.reply_to) if a]
-    org_domains = {registered_domain(a.addr) for a in senders} - _FREEMAIL - {""}
+    org_domains = {registered_domain(a.addr) for a in senders} - FREEMAIL_DOMAINS - {""}
     company_key = _company_key(company)
     thread = {i for i in (*rejection.references, rejection.in_reply_to) if i}
 
@@ -432,7 +399,7 @@ def choose_recipient(
         domain = registered_domain(candidate.addr)
         same_org = domain in org_domains or (
             bool(company_key)
-            and domain not in _FREEMAIL
+            and domain not in FREEMAIL_DOMAINS
             and _alnum(domain.split(".")[0]) == company_key
         )
         if in_thread or same_org:

@@ -9,18 +9,6 @@ from email.header import decode_header
 
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
 _WS_RE = re.compile(r"\s+")
-_MSGID_RE = re.compile(r"<([^<>]+)>")
-_BARE_ID_RE = re.compile(r"[^\s<>@]+@[^\s<>@]+")
-_HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
-_LEADING_BLANK_RE = re.compile(rb"[\r\n]*")
-_NON_SPACE_RE = re.compile(rb"\S")
-_SIMPLE_ADDR_RE = re.compile(
-    r'[ \t]*(?:(?:"(?P<q>(?:[^"\\]|\\.)*)"|(?P<n>[^",<>()\\;:@\[\]]*?))[ \t]*'
-    r"<(?P<a>[^<>\s\"(),;:\\]+)>|(?P<b>[^\s<>\"(),;:\\]+))[ \t]*"
-)
-_QUOTED_PAIR_RE = re.compile(r"\\(.)")
-_HAS_SPACE_RE = re.compile(r"\s")
-_FIELD_RE = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*(.*)", re.DOTALL)
 _B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/=]+")
 _QP_TAIL_RE = re.compile(rb"=(?:[0-9A-Fa-f]|\r)?\Z")
 

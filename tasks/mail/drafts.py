@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import itertools
 import os
 import re
-import socket
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,10 +40,15 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DRAFT, DRAFTS, SEEN, SENT
 
-from onward.tasks.errors import ConfigError, MailboxError, TransientMailboxError
-from onward.tasks.mail.imap import CONNECTION_ERRORS, ImapConfig, connect_client
+from onward.tasks.errors import ConfigError, MailboxError
+from onward.tasks.mail.imap import (
+    ImapConfig,
+    call_translated,
+    connect_client,
+)
 from onward.tasks.mail.mailbox import Opened
-from onward.tasks.mail.maildir import maildir_folder_path
+from onward.tasks.mail.maildir import maildir_folder_path, write_message
+from onward.tasks.mail.message_ids import message_id_list, normalise_message_id
 
 __all__ = [
     "MARKER_HEADER",
@@ -64,7 +66,6 @@ SENT_FALLBACK_NAMES = ("Sent", "Sent Items", "Sent Messages")
 _MARKER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({MARKER_HEADER.upper()})]"
 _THREAD_ITEM = "BODY.PEEK[HEADER.FIELDS (IN-REPLY-TO REFERENCES)]"
 _APPENDUID_RE = re.compile(rb"\[APPENDUID\s+(\d+)\s+(\d+)\]", re.IGNORECASE)
-_MSG_ID_RE = re.compile(r"<[^<>\s]*>")
 _FETCH_CHUNK = 200
 _HEADER_CAP = 256 * 1024  # a header longer than this is not one of ours
 
@@ -125,19 +126,12 @@ def _marker_matches(header: bytes, marker: str) -> bool:
     return wanted != "" and wanted in _header_values(header, MARKER_HEADER)
 
 
-def _normalise_msg_id(message_id: str) -> str:
-    stripped = message_id.strip()
-    if not stripped.startswith("<"):
-        stripped = f"<{stripped}>"
-    return stripped
-
-
 def _refers_to(header: bytes, message_id: str) -> bool:
     """Does In-Reply-To or References list exactly ``message_id``?"""
-    wanted = _normalise_msg_id(message_id)
+    wanted = normalise_message_id(message_id)
     for name in ("In-Reply-To", "References"):
         for value in _header_values(header, name):
-            if wanted in _MSG_ID_RE.findall(value):
+            if wanted in message_id_list(value):
                 return True
     return False
 
@@ -217,7 +211,7 @@ class ImapDrafts(Opened):
         folder = self.sent_folder()
         if folder is None:
             return False
-        term = _search_term(_normalise_msg_id(message_id))
+        term = _search_term(normalise_message_id(message_id) or message_id)
         criteria = ["OR", "HEADER", "In-Reply-To", term, "HEADER", "References", term]
         hits = self._search(folder, criteria, _charset_for(term))
         for chunk in _chunks(hits, _FETCH_CHUNK):
@@ -308,21 +302,11 @@ class ImapDrafts(Opened):
     def _call(self, fn: Callable[[IMAPClient], Any]) -> Any:
         self.open()
         assert self.client is not None
-        try:
-            return fn(self.client)
-        except CONNECTION_ERRORS as exc:
-            self.close()  # unusable now; the next call connects again
-            raise TransientMailboxError(f"connection lost ({exc})") from exc
-        except IMAPClientError as exc:
-            if isinstance(exc, imaplib.IMAP4.abort):
-                self.close()
-                raise TransientMailboxError(f"connection lost ({exc})") from exc
-            raise MailboxError(f"the server refused a command ({exc})") from exc
+        # A lost connection is unusable: closed, so the next call connects again.
+        return call_translated(self.client, fn, on_lost=self.close)
 
 
 # ---------------------------------------------------------------------------- Maildir
-
-_counter = itertools.count(1)
 
 
 class MaildirDrafts:
@@ -354,27 +338,8 @@ class MaildirDrafts:
         return None if name is None else DraftRef(folder=self.folder, name=name)
 
     def append(self, raw: bytes) -> DraftRef:
-        folder = self.drafts_path
-        for sub in ("cur", "new", "tmp"):
-            (folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
-        now = time.time_ns()
-        unique = f"{now // 10**9}.M{now // 1000 % 10**6}P{os.getpid()}Q{next(_counter)}.{host}"
-        tmp = folder / "tmp" / unique
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            name = f"{unique}:2,DS"  # D = \Draft, S = \Seen
-            os.rename(tmp, folder / "cur" / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _fsync_dir(folder / "cur")
-        return DraftRef(folder=self.folder, name=name)
+        path = write_message(self.drafts_path, raw, flags="DS")  # \Draft and \Seen
+        return DraftRef(folder=self.folder, name=path.name)
 
     def exists(self, ref: DraftRef, marker: str) -> bool:
         # A mail client renames a draft when it changes its flags, so the marker decides.
@@ -452,12 +417,3 @@ def _read_header(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     return b"".join(lines)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

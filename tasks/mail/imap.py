@@ -36,8 +36,8 @@ from onward.tasks.errors import (
     MailboxTLSError,
     TransientMailboxError,
 )
+from onward.tasks.mail.decoding import decode_partial
 from onward.tasks.mail.mailbox import HEADER_FIELDS, Envelope, Fetched, FolderState, Opened
-from onward.tasks.mail.parse import decode_partial
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 _HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(f.upper() for f in HEADER_FIELDS))
@@ -317,14 +317,24 @@ class ImapMailbox(Opened):
         return result
 
     def _call(self, fn: Callable[[IMAPClient], Any]) -> Any:
-        try:
-            return fn(self._client())
-        except CONNECTION_ERRORS as exc:
+        return call_translated(self._client(), fn)
+
+
+def call_translated(
+    client: IMAPClient, fn: Callable[[IMAPClient], Any], on_lost: Callable[[], None] = lambda: None
+) -> Any:
+    """Run one IMAP command; a dropped connection becomes TransientMailboxError (``on_lost``
+    runs first, e.g. to close the dead client), a refusal MailboxError."""
+    try:
+        return fn(client)
+    except CONNECTION_ERRORS as exc:
+        on_lost()
+        raise TransientMailboxError(f"connection lost ({exc})") from exc
+    except IMAPClientError as exc:
+        if isinstance(exc, imaplib.IMAP4.abort):
+            on_lost()
             raise TransientMailboxError(f"connection lost ({exc})") from exc
-        except IMAPClientError as exc:
-            if isinstance(exc, imaplib.IMAP4.abort):
-                raise TransientMailboxError(f"connection lost ({exc})") from exc
-            raise MailboxError(f"the server refused a command ({exc})") from exc
+        raise MailboxError(f"the server refused a command ({exc})") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,24 +124,3 @@ class Opened:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def message_id_from_header(header: bytes) -> str | None:
-    """The Message-ID in a raw header block, normalised to ``<...>``; None when absent."""
-    lines = header.replace(b"\r\n", b"\n").split(b"\n")
-    for i, line in enumerate(lines):
-        if line[:11].lower() == b"message-id:":
-            value = line[11:]
-            for cont in lines[i + 1 :]:
-                if cont[:1] in (b" ", b"\t"):
-                    value += cont
-                else:
-                    break
-            text = value.decode("ascii", "replace").strip()
-            if not text:
-                return None
-            text = "".join(text.split())
-            if not text.startswith("<"):
-                text = f"<{text.strip('<>')}>"
-            return text if len(text) > 2 else None
-    return None

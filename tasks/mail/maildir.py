@@ -12,6 +12,8 @@ mark it read (that would take a rename from ``new/`` to ``cur/`` with the ``S`` 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import socket
 import threading
@@ -158,23 +160,48 @@ def create_maildir(root: Path, folders: Sequence[str] = ("Drafts", "Sent")) -> P
     return root
 
 
-_counter = 0
+_counter = itertools.count(1)
+
+
+def write_message(folder_path: Path, raw: bytes, flags: str | None = None) -> Path:
+    """Store ``raw`` in a Maildir folder the way an MDA does: written to tmp/ (0600, fsynced),
+    then renamed into new/ (``flags`` None) or into cur/ with ``:2,<flags>``."""
+    for sub in ("cur", "new", "tmp"):
+        (folder_path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+    now = time.time_ns()
+    unique = f"{now // 10**9}.M{now // 1000 % 10**6}P{os.getpid()}Q{next(_counter)}.{host}"
+    tmp = folder_path / "tmp" / unique
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        sub, name = ("new", unique) if flags is None else ("cur", f"{unique}:2,{flags}")
+        target = folder_path / sub / name
+        os.rename(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(folder_path / sub)
+    return target
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: a crash must not lose a message we reported as stored."""
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def deliver_to_maildir(root: Path, raw: bytes, folder: str = "INBOX", flags: str = "") -> Path:
-    """Deliver one message the way an MDA does: write to tmp/, then rename into new/ or cur/."""
-    global _counter
-    _counter += 1
-    folder_path = maildir_folder_path(root, folder)
-    uniq = f"{time.time_ns()}.P{os.getpid()}Q{_counter}.{socket.gethostname().replace('/', '_')}"
-    tmp = folder_path / "tmp" / uniq
-    with tmp.open("wb") as handle:
-        handle.write(raw)
-        handle.flush()
-        os.fsync(handle.fileno())
-    target = folder_path / "cur" / f"{uniq}:2,{flags}" if flags else folder_path / "new" / uniq
-    os.rename(tmp, target)
-    return target
+    """Deliver one message into ``folder`` (new/, or cur/ when it has flags)."""
+    return write_message(maildir_folder_path(root, folder), raw, flags or None)
 
 
 def _header_of(raw: bytes) -> bytes:

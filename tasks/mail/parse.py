@@ -31,15 +31,14 @@ from onward.tasks.mail.decoding import (
     _decode_words,
     _header_text,
     _normalise_space,
-    decode_partial,
     unfold_header,
 )
 from onward.tasks.mail.html import html_to_text
 from onward.tasks.mail.message import Address, Message
+from onward.tasks.mail.message_ids import message_id_list, normalise_message_id
 from onward.tasks.mail.quoting import split_quoted
 
 __all__ = [
-    "decode_partial",
     "html_to_text",
     "message_key",
     "parse_message",
@@ -77,10 +76,6 @@ _MAX_DEPTH = 32
 _MAX_PARTS = 500
 _SAMPLE_BYTES = 1024
 
-_FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
-_WS_RE = re.compile(r"\s+")
-_MSGID_RE = re.compile(r"<([^<>]+)>")
-_BARE_ID_RE = re.compile(r"[^\s<>@]+@[^\s<>@]+")
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 _LEADING_BLANK_RE = re.compile(rb"[\r\n]*")
 _NON_SPACE_RE = re.compile(rb"\S")
@@ -91,33 +86,9 @@ _SIMPLE_ADDR_RE = re.compile(
 _QUOTED_PAIR_RE = re.compile(r"\\(.)")
 _HAS_SPACE_RE = re.compile(r"\s")
 _FIELD_RE = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*(.*)", re.DOTALL)
-_B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/=]+")
-_QP_TAIL_RE = re.compile(rb"=(?:[0-9A-Fa-f]|\r)?\Z")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _norm_msgid(value: str | None) -> str | None:
-    if not value:
-        return None
-    found = _MSGID_RE.search(value)
-    if found:
-        inner = "".join(found.group(1).split())
-        return f"<{inner}>" if inner else None
-    bare = _BARE_ID_RE.search(value)
-    return f"<{bare.group(0)}>" if bare else None
-
-
-def _msgid_list(value: str) -> tuple[str, ...]:
-    ids = ["".join(m.split()) for m in _MSGID_RE.findall(value)]
-    if not ids:
-        ids = _BARE_ID_RE.findall(value)
-    seen: dict[str, None] = {}
-    for raw_id in ids:
-        if raw_id:
-            seen.setdefault(f"<{raw_id}>", None)
-    return tuple(seen)
 
 
 def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
@@ -205,7 +176,7 @@ def message_key(
     Pass the raw (still RFC 2047-encoded) Date, From and Subject values and the start of
     the body as fetched; only the first 1 KiB of the body counts, carriage returns ignored.
     """
-    normalised = _norm_msgid(msg_id)
+    normalised = normalise_message_id(msg_id)
     if normalised:
         return normalised
     if isinstance(body_sample, str):
@@ -428,7 +399,7 @@ def parse_message(raw: bytes, *, max_text: int = 65536) -> Message:
     from_list = _addresses(all_headers("from"), "from", defects)
     sender_list = _addresses(all_headers("sender"), "sender", defects)
 
-    message_id = _norm_msgid(header("message-id"))
+    message_id = normalise_message_id(header("message-id"))
     if message_id is None:
         defects.append("missing-message-id" if "message-id" not in headers else "bad-message-id")
     raw_date = header("date")
@@ -464,8 +435,8 @@ def parse_message(raw: bytes, *, max_text: int = 65536) -> Message:
         to=_addresses(all_headers("to"), "to", defects),
         cc=_addresses(all_headers("cc"), "cc", defects),
         date=_parse_date(raw_date, defects),
-        in_reply_to=_norm_msgid(in_reply_to_raw),
-        references=_msgid_list(references_raw) if references_raw else (),
+        in_reply_to=normalise_message_id(in_reply_to_raw),
+        references=message_id_list(references_raw),
         text=text,
         new_text=new_text,
         quoted_text=quoted_text,

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from onward.config.settings import Settings
 from onward.tasks.errors import OnwardError
 from onward.tasks.mail.decide import Decided, MessageHandler, decide_batch, warm_up
-from onward.tasks.mail.mailbox import Envelope, Fetched, Mailbox, message_id_from_header
+from onward.tasks.mail.mailbox import Envelope, Fetched, Mailbox
+from onward.tasks.mail.message_ids import message_id_from_header
 from onward.tasks.store import Mailbox as MailboxRow
 from onward.tasks.store import (
     Store,

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from onward.tasks.errors import MalformedMessageError
+from onward.tasks.mail.decoding import decode_partial
 from onward.tasks.mail.message import Address
+from onward.tasks.mail.message_ids import message_id_from_header
 from onward.tasks.mail.parse import (
-    decode_partial,
     html_to_text,
     message_key,
     parse_message,
@@ -468,3 +469,23 @@ def test_parse_tolerates_odd_structure() -> None:
 def test_date_timezone_kept() -> None:
     msg = parse_message(load("html_only.eml"))
     assert msg.date == datetime(2025, 3, 7, 16, 45, 10, tzinfo=timezone(timedelta(hours=-5)))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"<a1@example.org>",
+        b"  <a2@example.org>  (sent by a gateway)",
+        b"a3@example.org",
+        b"<a4@exa\r\n mple.org>",
+        b"<>",
+        b"not an id at all",
+        b"<a5@example.org> <a6@example.org>",
+    ],
+)
+def test_the_header_only_message_id_agrees_with_the_parser(value: bytes) -> None:
+    # The rescan's known-message check reads only the raw header; the ledger key comes
+    # from the parser. If the two disagreed, a rescan would record a message twice.
+    raw = b"Message-ID: " + value + b"\r\nSubject: x\r\nFrom: a@b.example\r\n\r\nbody\r\n"
+    header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    assert message_id_from_header(header) == parse_message(raw).message_id

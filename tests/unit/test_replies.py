@@ -20,11 +20,10 @@ from onward.tasks.feedback.replies import (
     build_reply,
     choose_recipient,
     first_name,
-    is_no_reply,
-    registered_domain,
     render_feedback_request,
     reply_subject,
 )
+from onward.tasks.mail.addresses import is_no_reply, registered_domain
 from onward.tasks.mail.message import Address, Message
 from onward.tasks.mail.parse import parse_message
 from tests.support import paths
