@@ -104,24 +104,21 @@ def _collapse(text: str, double: str, single: str) -> str:
 
 
 def html_to_text(html: str) -> str:
-    """Readable text from HTML: no scripts/styles, line breaks at blocks; never raises."""
-    try:
-        pieces = _TAG_SPLIT_RE.split(_drop_invisible(html).translate(_WS_TABLE))
-        breaks = _BREAKS
-        out: list[str] = []
-        for index, piece in enumerate(pieces):
-            if index % 2 == 0:
-                out.append(piece)
-            elif piece:
-                brk = breaks.get(piece.lower())
-                if brk:
-                    out.append(brk)
-        text = "".join(out)
-        if "&" in text:
-            # Entities may produce spaces of their own (&nbsp;, &#10;) but not breaks.
-            text = html_unescape(text).translate(_ENTITY_WS_TABLE)
-    except Exception:  # nothing in a mail may stop parsing; keep the raw text instead
-        text = html
+    """Readable text from HTML: no scripts/styles, line breaks at blocks."""
+    pieces = _TAG_SPLIT_RE.split(_drop_invisible(html).translate(_WS_TABLE))
+    breaks = _BREAKS
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if index % 2 == 0:
+            out.append(piece)
+        elif piece:
+            brk = breaks.get(piece.lower())
+            if brk:
+                out.append(brk)
+    text = "".join(out)
+    if "&" in text:
+        # Entities may produce spaces of their own (&nbsp;, &#10;) but not breaks.
+        text = html_unescape(text).translate(_ENTITY_WS_TABLE)
     text = _collapse(text, "  ", " ")
     text = _collapse(_collapse(text, " \n", "\n"), "\n ", "\n")
     return _collapse(text, "\n\n\n", "\n\n").strip()

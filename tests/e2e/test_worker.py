@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 
-from onward.tasks.store import Cooldown, FeedbackRequest, Store
+from onward.tasks.store import Cooldown, FeedbackRequest, Mailbox, Store
 from tests.support.dovecot import DovecotServer
 from tests.support.mailgen import make_mail
 
@@ -46,6 +49,26 @@ def wait_until(predicate: object, timeout: float, what: str, log: Path) -> None:
     pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text(errors='replace')}")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check_feed(port: str, log: Path) -> None:
+    """`onward run` serves the calendar: the cooldown is in it, with an ETag, and a repeat
+    with If-None-Match is answered 304."""
+    assert f"calendar feed: webcal://127.0.0.1:{port}/onward.ics" in log.read_text()
+    url = f"http://127.0.0.1:{port}/onward.ics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body, etag = response.read(), response.headers["ETag"]
+    assert b"SUMMARY:Cooldown after Firmly" in body
+    request = urllib.request.Request(url, headers={"If-None-Match": etag})
+    with pytest.raises(urllib.error.HTTPError) as not_modified:
+        urllib.request.urlopen(request, timeout=10)
+    assert not_modified.value.code == 304
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     proc = subprocess.Popen([ONWARD, "run"], env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -67,6 +90,7 @@ def test_worker_drafts_once_and_survives_a_restart(
         "ONWARD_HOME": str(home),
         "ONWARD_DATABASE_URL": database_url,
         "MAIL_PW": "secret",
+        "ONWARD_CALENDAR_FEED_PORT": str(free_port()),
     }
     env.pop("PREFECT_API_URL", None)
     subprocess.run(
@@ -80,7 +104,12 @@ def test_worker_drafts_once_and_survives_a_restart(
     worker = start_worker(env, log)
     try:
         wait_until(lambda: "Prefect UI: http://127.0.0.1:" in log.read_text(), 240, "start", log)
-        time.sleep(3)  # the first pass starts the watch at "now"
+
+        def watching() -> bool:  # the first pass starts the watch at "now"
+            with store.unit_of_work() as session:
+                return session.scalars(select(Mailbox.uidvalidity)).first() is not None
+
+        wait_until(watching, 120, "the first pass", log)
         dovecot.deliver("alice", make_mail(1, subject="Your application", body=REJECTION))
         wait_until(lambda: drafts_count(dovecot) == 1, 120, "the draft", log)
 
@@ -96,7 +125,12 @@ def test_worker_drafts_once_and_survives_a_restart(
         wait_until(lambda: log.read_text().count("Prefect UI:") == 2, 240, "restart", log)
         dovecot.deliver("alice", make_mail(2, subject="Lunch on Friday?"))  # rings the doorbell
         wait_until(lambda: "1 new message(s) recorded" in log.read_text(), 120, "a pass", log)
-        time.sleep(3)
+        wait_until(
+            lambda: log.read_text().rstrip().endswith("Finished in state Completed()"),
+            60,
+            "the pass to finish",
+            log,
+        )
         assert drafts_count(dovecot) == 1
         with store.unit_of_work() as session:
             assert len(session.scalars(select(FeedbackRequest)).all()) == 1
@@ -104,6 +138,7 @@ def test_worker_drafts_once_and_survives_a_restart(
             assert len(cooldowns) == 1
         ui = re.findall(r"Prefect UI: (http://127\.0\.0\.1:\d+)", log.read_text())[-1]
         assert ui.startswith("http://127.0.0.1:")
+        check_feed(env["ONWARD_CALENDAR_FEED_PORT"], log)
     finally:
         if worker.poll() is None:
             stop_worker(worker)

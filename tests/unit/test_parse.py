@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -412,41 +411,24 @@ def test_html_to_text_nested_tables_script_style() -> None:
 
 
 @pytest.mark.parametrize(
-    "broken",
+    ("broken", "expected"),
     [
-        "<p>unclosed <b>bold <i>italic",
-        "<div><table><tr><td>cell</div></p></td>",
-        "<style>p{}",
-        "<![if gte mso 9]><p>word</p><![endif]>",
-        "<!x<<a>b</a",
-        "&#x110000; &#0; &bogus; <p",
-        "",
+        ("<p>unclosed <b>bold <i>italic", "unclosed bold italic"),
+        ("<div><table><tr><td>cell</div></p></td>", "cell"),
+        ("<style>p{}", ""),
+        ("<![if gte mso 9]><p>word</p><![endif]>", "word"),
+        ("<!x<<a>b</a", "<b"),
+        ("&#x110000; &#0; &bogus; <p", "\ufffd \ufffd &bogus;"),
+        ("", ""),
     ],
 )
-def test_html_to_text_never_raises(broken: str) -> None:
-    assert isinstance(html_to_text(broken), str)
+def test_html_to_text_reads_broken_html(broken: str, expected: str) -> None:
+    # Real mail has broken HTML; the visible words come through, markup does not.
+    assert html_to_text(broken) == expected
 
 
 def test_html_to_text_unclosed_head_does_not_hide_body() -> None:
     assert html_to_text("<html><head><title>T<body><p>Visible</p>") == "Visible"
-
-
-def test_html_to_text_is_fast() -> None:
-    paragraph = (
-        '<tr><td class="content" style="font-family:Arial;padding:8px">'
-        "<p>Thank you for applying. After careful consideration we decided to move "
-        'forward with other candidates. <a href="https://jobs.example/x">Other roles</a>'
-        "</p></td></tr>\n"
-    )
-    html = "<html><body><table>" + paragraph * 12 + "</table></body></html>"
-    assert 2500 < len(html) < 4000
-    runs = 200
-    start = time.perf_counter()
-    for _ in range(runs):
-        html_to_text(html)
-    per_doc = (time.perf_counter() - start) / runs
-    # The target is about 100 µs; leave room for slow shared CI machines.
-    assert per_doc < 0.002
 
 
 def test_parse_tolerates_odd_structure() -> None:

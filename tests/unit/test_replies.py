@@ -15,7 +15,6 @@ import pytest
 from onward.tasks.errors import ConfigError
 from onward.tasks.feedback.replies import (
     FEEDBACK_TEMPLATE,
-    PACKAGED_TEMPLATES,
     ReplyContext,
     build_reply,
     choose_recipient,
@@ -88,10 +87,6 @@ def reply(msg: Message | None = None, **overrides: Any) -> EmailMessage:
 
 
 # --- rendering ----------------------------------------------------------------------------
-
-
-def test_packaged_template_exists() -> None:
-    assert (PACKAGED_TEMPLATES / FEEDBACK_TEMPLATE).is_file()
 
 
 def test_render_with_all_fields() -> None:
