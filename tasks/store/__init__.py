@@ -6,6 +6,7 @@ The database is the truth for what onward has seen and done.
 from onward.tasks.store.base import Base, UTCDateTime, utcnow
 from onward.tasks.store.engine import SCHEMA_REVISION, Store, make_engine, migrate, schema_revision
 from onward.tasks.store.mail import DomainEvent, LedgerEntry, Mailbox
+from onward.tasks.store.network import Contact, Interaction, NetworkTask
 from onward.tasks.store.reactions import Cooldown, FeedbackRequest
 from onward.tasks.store.repositories import (
     get_mailbox,
@@ -19,11 +20,14 @@ from onward.tasks.store.repositories import (
 __all__ = [
     "SCHEMA_REVISION",
     "Base",
+    "Contact",
     "Cooldown",
     "DomainEvent",
     "FeedbackRequest",
+    "Interaction",
     "LedgerEntry",
     "Mailbox",
+    "NetworkTask",
     "Store",
     "UTCDateTime",
     "get_mailbox",
