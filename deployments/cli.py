@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         classify_commands.register(sub)
+    importlib.import_module("onward.deployments.network_commands").register(sub)
     return parser
 
 
