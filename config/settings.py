@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -129,6 +130,27 @@ class CalendarSettings(Section):
     monthly_review_day: int = Field(1, ge=1, le=28)
 
 
+class NetworkSettings(Section):
+    # The weekly networking round: how many tasks, and how contacts warm up and cool down.
+    tasks_per_week: int = Field(3, ge=0, le=20)
+    min_days_between_touches: int = Field(14, ge=1, le=180)
+    touches_to_warming: int = Field(2, ge=1, le=50)
+    touches_to_warm: int = Field(4, ge=2, le=100)
+    cool_after_weeks: int = Field(8, ge=1, le=104)
+    round_day: Day = "monday"
+    round_time: time = time(9, 0)
+    target_companies: StrList = ()
+    target_roles: StrList = ()
+
+    @field_validator("touches_to_warm")
+    @classmethod
+    def _warm_after_warming(cls, value: int, info: ValidationInfo) -> int:
+        warming = info.data.get("touches_to_warming")
+        if isinstance(warming, int) and value <= warming:
+            raise ValueError(f"must be more than touches_to_warming ({warming})")
+        return value
+
+
 _SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseSettings,
     "sync": SyncSettings,
@@ -137,6 +159,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "reactions": ReactionSettings,
     "worker": WorkerSettings,
     "calendar": CalendarSettings,
+    "network": NetworkSettings,
 }
 
 
@@ -153,6 +176,7 @@ class Settings(BaseModel):
     reactions: ReactionSettings = ReactionSettings()
     worker: WorkerSettings = WorkerSettings()
     calendar: CalendarSettings = CalendarSettings()
+    network: NetworkSettings = NetworkSettings()
     config_file: Path | None = None
 
     @property

@@ -40,11 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    from onward.deployments import calendar_commands, classify_commands, commands
+    from onward.deployments import (
+        calendar_commands,
+        classify_commands,
+        commands,
+        network_commands,
+    )
 
     commands.register(sub)
     classify_commands.register(sub)
     calendar_commands.register(sub)
+    network_commands.register(sub)
     return parser
 
 

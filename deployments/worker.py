@@ -116,11 +116,14 @@ def _start_feed(settings: Settings, stack: ExitStack) -> str | None:
 def build_deployments(mailbox: str, config_file: str | None, settings: Settings) -> list[Any]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType  # type: ignore[attr-defined]
+    from prefect.schedules import Cron
 
     from onward.flows.calendar import calendar_sync
     from onward.flows.cooldown import cooldown, pick_yourself_up
+    from onward.flows.networking_round import networking_round
     from onward.flows.request_feedback import request_feedback
     from onward.flows.watch_inbox import watch_inbox
+    from onward.tasks.network.rounds import round_cron
 
     common: dict[str, Any] = {
         "tags": ["onward"],
@@ -156,6 +159,17 @@ def build_deployments(mailbox: str, config_file: str | None, settings: Settings)
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
             ),
             description="Rebuild the calendar and push pending changes to CalDAV.",
+            **common,
+        ),
+        networking_round.to_deployment(
+            "networking-round",
+            parameters={"config_file": config_file},
+            # [network] round_day and round_time, in the person's time zone.
+            schedules=[Cron(round_cron(settings.network), timezone=settings.timezone_name)],
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            description="This week's networking tasks: a few touches that warm contacts up.",
             **common,
         ),
     ]

@@ -124,7 +124,14 @@ def _next_month_day(after: date, day: int) -> date:
     return candidate
 
 
-SOURCES: tuple[Source, ...] = (cooldown_items, rhythm_items)
+def network_items(session: Session, settings: Settings, now: datetime) -> list[CalendarItem]:
+    """This week's networking tasks as to-dos (see ``tasks/network``)."""
+    from onward.tasks.network.calendar import network_calendar_items
+
+    return network_calendar_items(session, settings)
+
+
+SOURCES: tuple[Source, ...] = (cooldown_items, rhythm_items, network_items)
 
 
 def collect_items(

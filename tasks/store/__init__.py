@@ -7,6 +7,7 @@ from onward.tasks.store.base import Base, UTCDateTime, utcnow
 from onward.tasks.store.calendar import CalDavAccount, CalDavResource, CalendarEntry
 from onward.tasks.store.engine import SCHEMA_REVISION, Store, make_engine, migrate, schema_revision
 from onward.tasks.store.mail import DomainEvent, LedgerEntry, Mailbox
+from onward.tasks.store.network import Contact, Interaction, NetworkTask
 from onward.tasks.store.reactions import Cooldown, FeedbackRequest
 from onward.tasks.store.repositories import (
     get_mailbox,
@@ -23,11 +24,14 @@ __all__ = [
     "CalDavAccount",
     "CalDavResource",
     "CalendarEntry",
+    "Contact",
     "Cooldown",
     "DomainEvent",
     "FeedbackRequest",
+    "Interaction",
     "LedgerEntry",
     "Mailbox",
+    "NetworkTask",
     "Store",
     "UTCDateTime",
     "get_mailbox",
