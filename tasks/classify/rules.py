@@ -188,6 +188,7 @@ def _parse_toml(text: str, origin: str) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "settings",
+    "lexicon",
     "labels",
     "cancel",
     "header_rule",
@@ -210,6 +211,7 @@ def _merge(base: dict[str, Any], user: dict[str, Any], origin: str) -> dict[str,
         labels[label] = {**labels.get(label, {}), **policy}
     merged["labels"] = labels
     merged["ats_domains"] = {**base.get("ats_domains", {}), **user.get("ats_domains", {})}
+    merged["lexicon"] = {**base.get("lexicon", {}), **user.get("lexicon", {})}
     for key in ("rule", "cancel", "header_rule"):
         by_id: dict[str, dict[str, Any]] = {r["id"]: dict(r) for r in base.get(key, [])}
         for entry in user.get(key, []):
@@ -233,18 +235,46 @@ def _merge(base: dict[str, Any], user: dict[str, Any], origin: str) -> dict[str,
     return merged
 
 
+_SLOT = re.compile(r"\{([a-z_]+)\}")
+
+
+def _expand(pattern: str, lexicon: Mapping[str, str], origin: str, depth: int = 0) -> str:
+    """Replace each ``{name}`` with the lexicon's word class ``(?:...)``, recursively."""
+    if depth > 5:
+        raise ConfigError(f"classifier rule {origin}: [lexicon] entries nest too deeply")
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in lexicon:
+            raise ConfigError(f"classifier rule {origin}: {{{name}}} is not in [lexicon]")
+        return "(?:" + _expand(lexicon[name], lexicon, origin, depth + 1) + ")"
+
+    return _SLOT.sub(one, pattern)
+
+
+def _lexicon(data: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, entry in data.get("lexicon", {}).items():
+        words = [entry] if isinstance(entry, str) else list(entry)
+        if not re.fullmatch(r"[a-z_]+", name) or not all(isinstance(w, str) for w in words):
+            raise ConfigError(f"[lexicon] {name!r}: a lower-case name and a list of patterns")
+        out[name] = "|".join(words)
+    return out
+
+
 def _rules_from_data(data: Mapping[str, Any]) -> Rules:
+    lexicon = _lexicon(data)
     try:
         settings = data.get("settings", {})
         rules = tuple(
             Rule(
                 id=r["id"],
                 label=r["label"],
-                pattern=r["pattern"],
+                pattern=_expand(r["pattern"], lexicon, r["id"]),
                 weight=float(r["weight"]),
                 where=r.get("where", "body"),
-                unless=tuple(r.get("unless", ())),
-                requires=r.get("requires"),
+                unless=tuple(_expand(u, lexicon, r["id"]) for u in r.get("unless", ())),
+                requires=_expand(r["requires"], lexicon, r["id"]) if r.get("requires") else None,
             )
             for r in data.get("rule", [])
         )

@@ -423,7 +423,7 @@ def test_reasons_quote_the_text_as_written() -> None:
     body = "Hi Sam,\n\nWe\u2019ve decided we won\u2019t be moving forward with your application."
     verdict = classify_text(None, None, body)
     assert verdict.label == "rejection"
-    reason = next(r for r in verdict.reasons if r.rule == "rej.not_moving_forward")
+    reason = next(r for r in verdict.reasons if r.rule == "act.not_proceeding")
     assert body[reason.start : reason.end] == reason.phrase
     assert "\u2019" in reason.phrase
 
