@@ -45,6 +45,9 @@ class Rules:
     max_chars: int = 20000
     confidence_scale: float = 1.5
     job_words: frozenset[str] = frozenset()
+    # (stage, pattern) latest first, and the pattern that says a stage was not reached.
+    stages: tuple[tuple[str, str], ...] = ()
+    stage_not_reached: str | None = None
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +93,8 @@ class _Compiled:
     no_reply: re.Pattern[str]
     prefix_index: Mapping[str, tuple[str, ...]]
     job_words: frozenset[str]
+    stages: tuple[tuple[str, re.Pattern[str]], ...]
+    stage_not_reached: re.Pattern[str] | None
     # Caches that only ever hold facts: word -> the hint prefixes it starts with, and
     # words that start with none.
     word_hits: dict[str, tuple[str, ...]]
@@ -147,6 +152,12 @@ def _compile(rules: Rules) -> _Compiled:
         no_reply=_regex(rules.no_reply_pattern, "settings.no_reply_pattern"),
         prefix_index=_prefix_index((*subject, *body)),
         job_words=rules.job_words,
+        stages=tuple((name, _regex(p, f"stages.{name}")) for name, p in rules.stages),
+        stage_not_reached=(
+            _regex(rules.stage_not_reached, "stages.not_reached")
+            if rules.stage_not_reached
+            else None
+        ),
         word_hits={},
         word_misses=set(),
     )
@@ -189,6 +200,7 @@ def _parse_toml(text: str, origin: str) -> dict[str, Any]:
 _TOP_KEYS = {
     "settings",
     "lexicon",
+    "stages",
     "labels",
     "cancel",
     "header_rule",
@@ -211,6 +223,7 @@ def _merge(base: dict[str, Any], user: dict[str, Any], origin: str) -> dict[str,
         labels[label] = {**labels.get(label, {}), **policy}
     merged["labels"] = labels
     merged["ats_domains"] = {**base.get("ats_domains", {}), **user.get("ats_domains", {})}
+    merged["stages"] = {**base.get("stages", {}), **user.get("stages", {})}
     merged["lexicon"] = {**base.get("lexicon", {}), **user.get("lexicon", {})}
     for key in ("rule", "cancel", "header_rule"):
         by_id: dict[str, dict[str, Any]] = {r["id"]: dict(r) for r in base.get(key, [])}
@@ -318,6 +331,12 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
     for label, _ in labels:
         if label not in LABELS:
             raise ConfigError(f"classifier rules: unknown label [labels.{label}]")
+    stage_data = dict(data.get("stages", {}))
+    not_reached = stage_data.pop("not_reached", None)
+    unknown_stages = set(stage_data) - set(_STAGE_ORDER)
+    if unknown_stages:
+        raise ConfigError(f"[stages]: unknown stage(s) {', '.join(sorted(unknown_stages))}")
+    stages = tuple((name, stage_data[name]) for name in _STAGE_ORDER if name in stage_data)
     return Rules(
         rules=rules,
         cancels=cancels,
@@ -329,7 +348,13 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         max_chars=int(settings.get("max_chars", 20000)),
         confidence_scale=float(settings.get("confidence_scale", 1.5)),
         job_words=frozenset(w.lower() for w in settings.get("job_words", ())),
+        stages=stages,
+        stage_not_reached=not_reached,
     )
+
+
+# Latest first: the furthest stage a rejection's text says the candidate reached wins.
+_STAGE_ORDER = ("final", "interview", "screen", "applied")
 
 
 # --------------------------------------------------------------------------------------

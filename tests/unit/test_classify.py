@@ -262,6 +262,8 @@ def test_word_prefilter_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch)
         max_chars=fast.max_chars,
         confidence_scale=fast.confidence_scale,
         job_words=frozenset(),
+        stages=fast.stages,
+        stage_not_reached=fast.stage_not_reached,
     )
     for name in fixture_names():
         message = load(name)
@@ -361,7 +363,17 @@ def test_cli_classify_jsonl_and_eml(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["label"] for o in out] == ["offer", "rejection"]
     assert out[1]["id"] == "x"
-    assert set(out[1]) == {"id", "label", "confidence", "reasons", "company", "role", "contact"}
+    assert set(out[1]) == {
+        "id",
+        "label",
+        "confidence",
+        "reasons",
+        "company",
+        "role",
+        "stage",
+        "borderline",
+        "contact",
+    }
 
 
 def test_cli_classify_bad_row_fails_but_goes_on(
