@@ -43,6 +43,11 @@ def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--mistakes", type=int, default=20, metavar="N", help="list up to N mistakes (text output)"
     )
+    p.add_argument(
+        "--leave-one-source-out",
+        action="store_true",
+        help="for each labelled file, fit on the others and score it (generalisation, not fit)",
+    )
     _common(p)
     p.set_defaults(func=cmd_eval)
 
@@ -162,6 +167,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _usage(f"{path}: expected a labelled .jsonl file or an .mbox file")
     from onward.tasks.classify.evaluate import evaluate, format_report
 
+    if args.leave_one_source_out:
+        return _eval_held_out(args)
     try:
         rules, mine = _rules_and_me(args)
         report = evaluate(args.files, rules=rules, user_addresses=mine)
@@ -175,6 +182,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(format_report(report, show_mistakes=args.mistakes))
     return EXIT_OK
+
+
+def _eval_held_out(args: argparse.Namespace) -> int:
+    """``onward eval --leave-one-source-out``: one fold per labelled file."""
+    from onward.tasks.classify.holdout import format_folds, leave_one_source_out
+
+    try:
+        rules, mine = _rules_and_me(args)
+        folds = leave_one_source_out(args.files, rules=rules, user_addresses=mine)
+    except ConfigError as exc:
+        return _usage(str(exc))
+    except (OSError, OnwardError) as exc:
+        print(f"onward: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not folds:
+        return _usage("--leave-one-source-out needs labelled .jsonl files")
+    ordinary = _ordinary_rows(args.files)
+    if args.json:
+        rows = [
+            {
+                "source": f.source,
+                "rows": f.rows,
+                "rejections": f.rejections,
+                "precision": round(f.precision, 4),
+                "recall": round(f.recall, 4),
+                "false_alarms": f.fp,
+                "misses": f.fn,
+                "bar": f.bar,
+                "ordinary_false_alarms": f.ordinary_false_alarms,
+            }
+            for f in folds
+        ]
+        print(json.dumps({"folds": rows, "ordinary_rows": ordinary}, indent=2))
+    else:
+        print(format_folds(folds, ordinary))
+    return EXIT_OK
+
+
+def _ordinary_rows(paths: list[Path]) -> int:
+    from onward.tasks.classify.evaluate import read_mbox
+
+    return sum(1 for p in paths if p.suffix == ".mbox" for _ in read_mbox(p))
 
 
 def _usage(message: str) -> int:

@@ -6,14 +6,25 @@ classifier itself, ``extraction`` the company, role and sender, ``evaluate`` the
 
 from onward.tasks.classify.rules import DEFAULT_RULES_FILE, Rules, load_rules
 from onward.tasks.classify.scoring import classify, classify_text, message_from_text
-from onward.tasks.classify.verdict import LABELS, Reason, SenderKind, Verdict
+from onward.tasks.classify.verdict import (
+    LABELS,
+    REVIEW_BAND,
+    STAGES,
+    Reason,
+    SenderKind,
+    Stage,
+    Verdict,
+)
 
 __all__ = [
     "DEFAULT_RULES_FILE",
     "LABELS",
+    "REVIEW_BAND",
+    "STAGES",
     "Reason",
     "Rules",
     "SenderKind",
+    "Stage",
     "Verdict",
     "classify",
     "classify_text",

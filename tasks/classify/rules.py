@@ -45,6 +45,9 @@ class Rules:
     max_chars: int = 20000
     confidence_scale: float = 1.5
     job_words: frozenset[str] = frozenset()
+    # (stage, pattern) latest first, and the pattern that says a stage was not reached.
+    stages: tuple[tuple[str, str], ...] = ()
+    stage_not_reached: str | None = None
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +93,8 @@ class _Compiled:
     no_reply: re.Pattern[str]
     prefix_index: Mapping[str, tuple[str, ...]]
     job_words: frozenset[str]
+    stages: tuple[tuple[str, re.Pattern[str]], ...]
+    stage_not_reached: re.Pattern[str] | None
     # Caches that only ever hold facts: word -> the hint prefixes it starts with, and
     # words that start with none.
     word_hits: dict[str, tuple[str, ...]]
@@ -147,6 +152,12 @@ def _compile(rules: Rules) -> _Compiled:
         no_reply=_regex(rules.no_reply_pattern, "settings.no_reply_pattern"),
         prefix_index=_prefix_index((*subject, *body)),
         job_words=rules.job_words,
+        stages=tuple((name, _regex(p, f"stages.{name}")) for name, p in rules.stages),
+        stage_not_reached=(
+            _regex(rules.stage_not_reached, "stages.not_reached")
+            if rules.stage_not_reached
+            else None
+        ),
         word_hits={},
         word_misses=set(),
     )
@@ -188,6 +199,8 @@ def _parse_toml(text: str, origin: str) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "settings",
+    "lexicon",
+    "stages",
     "labels",
     "cancel",
     "header_rule",
@@ -210,6 +223,8 @@ def _merge(base: dict[str, Any], user: dict[str, Any], origin: str) -> dict[str,
         labels[label] = {**labels.get(label, {}), **policy}
     merged["labels"] = labels
     merged["ats_domains"] = {**base.get("ats_domains", {}), **user.get("ats_domains", {})}
+    merged["stages"] = {**base.get("stages", {}), **user.get("stages", {})}
+    merged["lexicon"] = {**base.get("lexicon", {}), **user.get("lexicon", {})}
     for key in ("rule", "cancel", "header_rule"):
         by_id: dict[str, dict[str, Any]] = {r["id"]: dict(r) for r in base.get(key, [])}
         for entry in user.get(key, []):
@@ -233,18 +248,46 @@ def _merge(base: dict[str, Any], user: dict[str, Any], origin: str) -> dict[str,
     return merged
 
 
+_SLOT = re.compile(r"\{([a-z_]+)\}")
+
+
+def _expand(pattern: str, lexicon: Mapping[str, str], origin: str, depth: int = 0) -> str:
+    """Replace each ``{name}`` with the lexicon's word class ``(?:...)``, recursively."""
+    if depth > 5:
+        raise ConfigError(f"classifier rule {origin}: [lexicon] entries nest too deeply")
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in lexicon:
+            raise ConfigError(f"classifier rule {origin}: {{{name}}} is not in [lexicon]")
+        return "(?:" + _expand(lexicon[name], lexicon, origin, depth + 1) + ")"
+
+    return _SLOT.sub(one, pattern)
+
+
+def _lexicon(data: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, entry in data.get("lexicon", {}).items():
+        words = [entry] if isinstance(entry, str) else list(entry)
+        if not re.fullmatch(r"[a-z_]+", name) or not all(isinstance(w, str) for w in words):
+            raise ConfigError(f"[lexicon] {name!r}: a lower-case name and a list of patterns")
+        out[name] = "|".join(words)
+    return out
+
+
 def _rules_from_data(data: Mapping[str, Any]) -> Rules:
+    lexicon = _lexicon(data)
     try:
         settings = data.get("settings", {})
         rules = tuple(
             Rule(
                 id=r["id"],
                 label=r["label"],
-                pattern=r["pattern"],
+                pattern=_expand(r["pattern"], lexicon, r["id"]),
                 weight=float(r["weight"]),
                 where=r.get("where", "body"),
-                unless=tuple(r.get("unless", ())),
-                requires=r.get("requires"),
+                unless=tuple(_expand(u, lexicon, r["id"]) for u in r.get("unless", ())),
+                requires=_expand(r["requires"], lexicon, r["id"]) if r.get("requires") else None,
             )
             for r in data.get("rule", [])
         )
@@ -288,6 +331,12 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
     for label, _ in labels:
         if label not in LABELS:
             raise ConfigError(f"classifier rules: unknown label [labels.{label}]")
+    stage_data = dict(data.get("stages", {}))
+    not_reached = stage_data.pop("not_reached", None)
+    unknown_stages = set(stage_data) - set(_STAGE_ORDER)
+    if unknown_stages:
+        raise ConfigError(f"[stages]: unknown stage(s) {', '.join(sorted(unknown_stages))}")
+    stages = tuple((name, stage_data[name]) for name in _STAGE_ORDER if name in stage_data)
     return Rules(
         rules=rules,
         cancels=cancels,
@@ -299,7 +348,13 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         max_chars=int(settings.get("max_chars", 20000)),
         confidence_scale=float(settings.get("confidence_scale", 1.5)),
         job_words=frozenset(w.lower() for w in settings.get("job_words", ())),
+        stages=stages,
+        stage_not_reached=not_reached,
     )
+
+
+# Latest first: the furthest stage a rejection's text says the candidate reached wins.
+_STAGE_ORDER = ("final", "interview", "screen", "applied")
 
 
 # --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 
+from onward.tasks.classify.evidence import drop_overlaps, ordered
 from onward.tasks.classify.extraction import _extract_company_role, _sender, _signature_name
 from onward.tasks.classify.patterns import Hints
 from onward.tasks.classify.rules import (
@@ -25,7 +26,16 @@ from onward.tasks.classify.rules import (
     _RuleSet,
     load_rules,
 )
-from onward.tasks.classify.verdict import _TIE_ORDER, LABELS, LabelPolicy, Reason, Verdict, Where
+from onward.tasks.classify.stage import rejection_stage
+from onward.tasks.classify.verdict import (
+    _TIE_ORDER,
+    LABELS,
+    REVIEW_BAND,
+    LabelPolicy,
+    Reason,
+    Verdict,
+    Where,
+)
 from onward.tasks.mail.message import Address, Message
 
 # One-to-one character replacements, so offsets in the normalised text are offsets in
@@ -248,8 +258,14 @@ def classify(
     *,
     rules: Rules | None = None,
     user_addresses: Collection[str] = (),
+    review_band: tuple[float, float] = REVIEW_BAND,
 ) -> Verdict:
-    """Label one message with its evidence; the same message and rules give the same verdict."""
+    """Label one message with its evidence; the same message and rules give the same verdict.
+
+    ``review_band`` is (low, high): a rejection with confidence below ``low`` is not called
+    one, one in [low, high) is ``borderline`` (for a person to confirm), one at or above
+    ``high`` is certain.
+    """
     rules = rules if rules is not None else load_rules()
     compiled = rules._compiled
     raw_subject = message.subject or ""
@@ -297,6 +313,7 @@ def classify(
             )
         )
 
+    reasons = drop_overlaps(reasons)
     scores: dict[str, float] = dict.fromkeys(LABELS, 0.0)
     seen: set[str] = set()
     for reason in reasons:
@@ -326,6 +343,13 @@ def classify(
     contenders = [lb for lb in eligible if lb not in beaten] or eligible
     label = max(contenders, key=lambda lb: (scores[lb], -_TIE_ORDER[lb]), default="other")
     confidence = _confidence(label, scores, compiled, rules.confidence_scale)
+    low, high = review_band
+    if label == "rejection" and confidence < low:
+        # Too weak to call a rejection: the next contender, or nothing.
+        scores["rejection"] = 0.0
+        rest = [lb for lb in contenders if lb != "rejection"]
+        label = max(rest, key=lambda lb: (scores[lb], -_TIE_ORDER[lb]), default="other")
+        confidence = _confidence(label, scores, compiled, rules.confidence_scale)
 
     chosen = [r for r in reasons if r.label == label]
     runner_up = max(
@@ -333,12 +357,12 @@ def classify(
         key=lambda lb: (scores[lb], -_TIE_ORDER[lb]),
         default=None,
     )
-    against = [r for r in reasons if r.label == runner_up]
+    # A rejection lists only what says rejection: "thank you for applying" is never
+    # shown as a reason for one.
+    against = [r for r in reasons if r.label == runner_up and label != "rejection"]
     if from_user is not None:
         chosen.insert(0, Reason(from_user, "from.user", label, 0.0, "from", 0, len(from_user)))
-    ordered = sorted(chosen, key=lambda r: (-r.weight, r.where, r.start)) + sorted(
-        against, key=lambda r: (-r.weight, r.where, r.start)
-    )
+    listed = ordered(chosen) + ordered(against)
 
     sender = _sender(message, compiled)
     # Company and role only matter for job mail; skipping them keeps ordinary mail cheap.
@@ -350,13 +374,15 @@ def classify(
     return Verdict(
         label=label,
         confidence=confidence,
-        reasons=tuple(ordered[:10]),
+        reasons=tuple(listed[:10]),
         company=company,
         role=role,
         contact_name=sender.contact_name or _signature_name(body, sender.kind),
         contact_addr=sender.contact_addr,
         sender_kind=sender.kind,
         ats=sender.ats,
+        stage=rejection_stage(subject, body, compiled) if label == "rejection" else "unknown",
+        borderline=label == "rejection" and confidence < high,
     )
 
 
@@ -439,7 +465,8 @@ def classify_text(
     rules: Rules | None = None,
     user_addresses: Collection[str] = (),
     headers: Mapping[str, str] | None = None,
+    review_band: tuple[float, float] = REVIEW_BAND,
 ) -> Verdict:
     """``classify`` for a subject, a From line and a body, as in a JSONL row."""
     message = message_from_text(subject, sender, body, key=key, headers=headers)
-    return classify(message, rules=rules, user_addresses=user_addresses)
+    return classify(message, rules=rules, user_addresses=user_addresses, review_band=review_band)

@@ -61,6 +61,8 @@ def rejection_payload(message: Message, verdict: Verdict) -> dict[str, Any]:
         "contact_addr": verdict.contact_addr,
         "sender_kind": verdict.sender_kind,
         "confidence": verdict.confidence,
+        "stage": verdict.stage,
+        "borderline": verdict.borderline,
         "reasons": [r.to_dict() for r in verdict.reasons[:5]],
     }
 

@@ -38,6 +38,18 @@ _TIE_ORDER = {
 
 Where = Literal["subject", "body", "from", "header"]
 SenderKind = Literal["person", "no-reply", "ats", "unknown"]
+# Where in the hiring process a rejection came: after applying, after a screen or an
+# assessment, after interviews, after a final round or onsite; "unknown" when the text
+# does not say (and for every verdict that is not a rejection).
+Stage = Literal["applied", "screen", "interview", "final", "unknown"]
+STAGES: tuple[str, ...] = ("applied", "screen", "interview", "final", "unknown")
+# Rejection confidence in [low, high) is borderline: still a rejection, but for a person
+# to confirm before anything reacts. Below low it is not called a rejection at all. A
+# rejection scores below 0.5 only when a label that could not apply (a feedback reply that
+# is not a reply) outscored it; 0.35 keeps those as borderline rather than dropping them.
+# Single decisive acts (weight 4, nothing against) score 0.79 and are certain; a lone
+# mismatch or "not a fit" (weight 3) scores 0.66 and is borderline.
+REVIEW_BAND: tuple[float, float] = (0.35, 0.75)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +68,15 @@ class Reason:
     start: int
     end: int
 
+    @property
+    def quote(self) -> str:
+        """The phrase on one line, as a person reads it (line wraps become spaces)."""
+        return " ".join(self.phrase.split())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "phrase": self.phrase,
+            "quote": self.quote,
             "rule": self.rule,
             "label": self.label,
             "weight": self.weight,
@@ -70,7 +88,12 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What a message is, how sure we are, the evidence, and who and what it is about."""
+    """What a message is, how sure we are, the evidence, and who and what it is about.
+
+    ``stage`` says where a rejection came (``STAGES``); ``borderline`` is True for a
+    rejection whose confidence lies in the review band passed to ``classify``: a certain
+    rejection is ``is_rejection and not borderline``.
+    """
 
     label: str
     confidence: float
@@ -81,6 +104,8 @@ class Verdict:
     contact_addr: str | None = None
     sender_kind: SenderKind = "unknown"
     ats: str | None = None
+    stage: Stage = "unknown"
+    borderline: bool = False
 
     @property
     def is_rejection(self) -> bool:
@@ -94,6 +119,8 @@ class Verdict:
             "reasons": [r.to_dict() for r in self.reasons],
             "company": self.company,
             "role": self.role,
+            "stage": self.stage,
+            "borderline": self.borderline,
             "contact": {
                 "name": self.contact_name,
                 "addr": self.contact_addr,

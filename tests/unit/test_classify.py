@@ -262,6 +262,8 @@ def test_word_prefilter_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch)
         max_chars=fast.max_chars,
         confidence_scale=fast.confidence_scale,
         job_words=frozenset(),
+        stages=fast.stages,
+        stage_not_reached=fast.stage_not_reached,
     )
     for name in fixture_names():
         message = load(name)
@@ -361,7 +363,17 @@ def test_cli_classify_jsonl_and_eml(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["label"] for o in out] == ["offer", "rejection"]
     assert out[1]["id"] == "x"
-    assert set(out[1]) == {"id", "label", "confidence", "reasons", "company", "role", "contact"}
+    assert set(out[1]) == {
+        "id",
+        "label",
+        "confidence",
+        "reasons",
+        "company",
+        "role",
+        "stage",
+        "borderline",
+        "contact",
+    }
 
 
 def test_cli_classify_bad_row_fails_but_goes_on(
@@ -423,7 +435,7 @@ def test_reasons_quote_the_text_as_written() -> None:
     body = "Hi Sam,\n\nWe\u2019ve decided we won\u2019t be moving forward with your application."
     verdict = classify_text(None, None, body)
     assert verdict.label == "rejection"
-    reason = next(r for r in verdict.reasons if r.rule == "rej.not_moving_forward")
+    reason = next(r for r in verdict.reasons if r.rule == "act.not_proceeding")
     assert body[reason.start : reason.end] == reason.phrase
     assert "\u2019" in reason.phrase
 
