@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from onward.config.errors import ConfigError
@@ -116,6 +117,16 @@ class ReactionSettings(Section):
 
 class ClassifierSettings(Section):
     rules_file: str = ""
+    # Rejections with a confidence in [review_low, review_high) wait for the person in
+    # `onward review`; at or above review_high onward reacts at once.
+    review_low: float = Field(0.35, ge=0, le=1)
+    review_high: float = Field(0.75, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered_band(self) -> ClassifierSettings:
+        if self.review_low > self.review_high:
+            raise ValueError("review_low must not be above review_high")
+        return self
 
 
 class CalendarSettings(Section):

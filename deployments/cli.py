@@ -45,12 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         classify_commands,
         commands,
         network_commands,
+        review_commands,
     )
 
     commands.register(sub)
     classify_commands.register(sub)
     calendar_commands.register(sub)
     network_commands.register(sub)
+    review_commands.register(sub)
     return parser
 
 

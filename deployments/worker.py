@@ -122,6 +122,7 @@ def build_deployments(mailbox: str, config_file: str | None, settings: Settings)
     from onward.flows.cooldown import cooldown, pick_yourself_up
     from onward.flows.networking_round import networking_round
     from onward.flows.request_feedback import request_feedback
+    from onward.flows.review import review_rejection
     from onward.flows.watch_inbox import watch_inbox
     from onward.tasks.network.rounds import round_cron
 
@@ -150,6 +151,11 @@ def build_deployments(mailbox: str, config_file: str | None, settings: Settings)
         ),
         pick_yourself_up.to_deployment(
             "pick-yourself-up", description="The end of a cooldown.", **common
+        ),
+        review_rejection.to_deployment(
+            "review-rejection",
+            description="Ask you whether a borderline mail is a rejection (a form).",
+            **common,
         ),
         calendar_sync.to_deployment(
             "calendar",

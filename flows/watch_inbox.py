@@ -11,7 +11,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from onward.tasks.mail.actions import PendingRejection, pending_rejection_events, sync_mailbox
+from onward.tasks.mail.actions import (
+    PendingRejection,
+    pending_rejection_events,
+    sync_mailbox,
+    unasked_reviews,
+)
 from onward.tasks.mail.sync import SyncReport
 from onward.tasks.reactions import mark_reactions_started
 
@@ -50,6 +55,10 @@ def watch_inbox(
             announce_rejection(item)
             start_reactions(item, reactions, config_file)
             mark_reactions_started(item["event_id"], config_file)
+    if reactions in ("worker", "deployments"):
+        # Borderline rejections: a suspended run per question, a form in the Prefect UI.
+        for event_id, title in unasked_reviews(report.mailbox, config_file):
+            ask_in_the_ui(event_id, title, config_file)
     if report.recorded or report.malformed or report.uidvalidity_changed:
         create_markdown_artifact(
             key="watch-inbox-summary",
@@ -99,6 +108,41 @@ def start_reactions(item: PendingRejection, mode: ReactionMode, config_file: str
         cooldown(
             event_id=event_id, config_file=config_file, title=title, schedule_end=mode == "worker"
         )
+
+
+def react(event_id: int, title: str, mode: ReactionMode, config_file: str | None) -> None:
+    """The reactions to one rejection the person confirmed (see `onward review`)."""
+    item: PendingRejection = {
+        "event_id": event_id,
+        "title": title,
+        "natural_key": f"event-{event_id}",
+        "payload": {},
+    }
+    start_reactions(item, mode, config_file)
+    mark_reactions_started(event_id, config_file)
+
+
+REVIEW_REJECTION = "review_rejection/review-rejection"
+
+
+def ask_in_the_ui(event_id: int, title: str, config_file: str | None) -> None:
+    """A review_rejection run that suspends with a form; its key makes it one per rejection."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+
+    from onward.tasks.review import record_review_run
+    from onward.tasks.runtime import app_store
+
+    run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync call
+        REVIEW_REJECTION,
+        parameters={"event_id": event_id, "config_file": config_file, "title": title},
+        idempotency_key=f"onward-review-{event_id}",
+        timeout=0,
+        as_subflow=False,
+        tags=["onward", "review"],
+    )
+    with app_store(config_file) as (settings, _store):
+        record_review_run(settings, event_id, str(run.id))
 
 
 def describe(report: SyncReport) -> str:

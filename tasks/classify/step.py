@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onward.tasks.classify import Rules, Verdict, classify, load_rules
+from onward.tasks.classify.verdict import REVIEW_BAND
 from onward.tasks.events import REJECTION_DETECTED
 from onward.tasks.mail.decide import MessageHandler, StepResult
 from onward.tasks.mail.message import Message
@@ -32,20 +33,43 @@ class ClassifyStep:
 
     user_addresses: tuple[str, ...] = ()
     rules_file: str | None = None
+    review_band: tuple[float, float] = REVIEW_BAND
 
     def __call__(self, message: Message) -> StepResult:
         verdict = classify(
-            message, rules=_rules(self.rules_file), user_addresses=self.user_addresses
+            message,
+            rules=_rules(self.rules_file),
+            user_addresses=self.user_addresses,
+            review_band=self.review_band,
         )
         events: tuple[tuple[str, dict[str, Any]], ...] = ()
         if verdict.is_rejection:
             events = ((REJECTION_DETECTED, rejection_payload(message, verdict)),)
+        kept = verdict.to_dict()
+        reply = reply_text(message, self.user_addresses)
+        if reply:
+            kept["reply_text"] = reply
         return StepResult(
             label=verdict.label,
             confidence=verdict.confidence,
-            verdict=verdict.to_dict(),
+            verdict=kept,
             events=events,
         )
+
+
+# What is kept of a reply's own words: enough for the feedback a hiring manager writes.
+REPLY_TEXT_LIMIT = 8000
+
+
+def reply_text(message: Message, user_addresses: tuple[str, ...]) -> str | None:
+    """The new text of a reply from someone else (quoted mail removed), kept so an answer
+    to a feedback request can be read for its points later; other mail keeps no text."""
+    if not (message.in_reply_to or message.references) or message.from_ is None:
+        return None
+    if message.from_.addr.lower() in user_addresses:
+        return None
+    text = (message.new_text or message.text).strip()
+    return text[:REPLY_TEXT_LIMIT] or None
 
 
 def rejection_payload(message: Message, verdict: Verdict) -> dict[str, Any]:
@@ -76,4 +100,5 @@ def message_step(settings: Settings, account: Account) -> MessageHandler:
     return ClassifyStep(
         user_addresses=tuple(sorted(addresses)),
         rules_file=str(rules_file) if rules_file else None,
+        review_band=(settings.classifier.review_low, settings.classifier.review_high),
     )

@@ -97,3 +97,26 @@ def pending_rejection_events(mailbox: str, config_file: str | None) -> list[Pend
                 }
             )
         return out
+
+
+@task(
+    name="reviews to ask",
+    task_run_name="borderline rejections in {mailbox}",
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=transient,
+    cache_policy=NO_CACHE,
+)
+def unasked_reviews(mailbox: str, config_file: str | None) -> list[tuple[int, str]]:
+    """Borderline rejections waiting for the person that have no question in the UI yet."""
+    from onward.tasks.store import DomainEvent, waiting_reviews
+
+    with app_store(config_file) as (settings, store), store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        if row is None:
+            return []
+        out = []
+        for event_id in waiting_reviews(session, row.id):
+            if session.get_one(DomainEvent, event_id).review_run_id is None:
+                out.append((event_id, load_rejection(session, event_id, settings).title))
+        return out

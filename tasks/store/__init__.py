@@ -8,6 +8,7 @@ from onward.tasks.store.calendar import CalDavAccount, CalDavResource, CalendarE
 from onward.tasks.store.engine import SCHEMA_REVISION, Store, make_engine, migrate, schema_revision
 from onward.tasks.store.mail import DomainEvent, LedgerEntry, Mailbox
 from onward.tasks.store.network import Contact, Interaction, NetworkTask
+from onward.tasks.store.plan import Evaluation, FeedbackPoint, Goal
 from onward.tasks.store.reactions import Cooldown, FeedbackRequest
 from onward.tasks.store.repositories import (
     get_mailbox,
@@ -16,6 +17,7 @@ from onward.tasks.store.repositories import (
     known_keys,
     ledger_counts,
     pending_rejections,
+    waiting_reviews,
 )
 
 __all__ = [
@@ -27,7 +29,10 @@ __all__ = [
     "Contact",
     "Cooldown",
     "DomainEvent",
+    "Evaluation",
+    "FeedbackPoint",
     "FeedbackRequest",
+    "Goal",
     "Interaction",
     "LedgerEntry",
     "Mailbox",
@@ -44,4 +49,5 @@ __all__ = [
     "pending_rejections",
     "schema_revision",
     "utcnow",
+    "waiting_reviews",
 ]

@@ -81,3 +81,9 @@ class DomainEvent(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Borderline rejections wait for the person: "waiting", then "confirmed" (reactions
+    # start as for any rejection) or "dismissed" (they never do). None: nothing to ask.
+    review: Mapped[str | None] = mapped_column(String(20))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The suspended Prefect run that asks the same question in the UI, if one was started.
+    review_run_id: Mapped[str | None] = mapped_column(String(64))

@@ -15,7 +15,7 @@ class FeedbackRequest(Base):
 
     States: ``drafted`` (in Drafts, addressed), ``needs_recipient`` (in Drafts, To empty),
     ``sent`` (a reply to the rejection is in Sent), ``discarded`` (the person deleted it;
-    onward does not recreate it).
+    onward does not recreate it), ``answered`` (the hiring manager replied in the thread).
     """
 
     __tablename__ = "feedback_requests"
@@ -32,6 +32,12 @@ class FeedbackRequest(Base):
     folder: Mapped[str | None] = mapped_column(String(500))
     draft_uid: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(Text)
+    # The draft's own Message-ID: an answer may refer to it (In-Reply-To) and nothing else.
+    draft_message_id: Mapped[str | None] = mapped_column(String(998))
+    answered_ledger_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger.id", ondelete="SET NULL")
+    )
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

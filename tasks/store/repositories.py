@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from onward.tasks.events import REJECTION_DETECTED
@@ -78,6 +78,8 @@ def insert_events(
             "ledger_id": ledger_ids[key],
             "payload": payload,
             "created_at": utcnow(),
+            # A borderline verdict waits for the person before anything happens.
+            "review": "waiting" if payload.get("borderline") else None,
         }
         for key, kind, payload in events
         if key in ledger_ids
@@ -89,9 +91,12 @@ def insert_events(
 
 
 def pending_rejections(session: Session, mailbox_id: int | None = None) -> list[int]:
-    """Rejection events whose reactions were not started yet (a crash, the API down)."""
+    """Rejection events whose reactions were not started yet (a crash, the API down);
+    borderline ones only once the person confirmed them."""
     query = select(DomainEvent.id).where(
-        DomainEvent.kind == REJECTION_DETECTED, DomainEvent.handled_at.is_(None)
+        DomainEvent.kind == REJECTION_DETECTED,
+        DomainEvent.handled_at.is_(None),
+        or_(DomainEvent.review.is_(None), DomainEvent.review == "confirmed"),
     )
     if mailbox_id is not None:
         query = query.where(DomainEvent.mailbox_id == mailbox_id)
@@ -115,3 +120,13 @@ def ledger_counts(session: Session, mailbox_id: int) -> dict[str, int]:
     ):
         counts[f"label:{label}"] = n
     return counts
+
+
+def waiting_reviews(session: Session, mailbox_id: int | None = None) -> list[int]:
+    """Borderline rejections waiting for the person, oldest first."""
+    query = select(DomainEvent.id).where(
+        DomainEvent.kind == REJECTION_DETECTED, DomainEvent.review == "waiting"
+    )
+    if mailbox_id is not None:
+        query = query.where(DomainEvent.mailbox_id == mailbox_id)
+    return list(session.scalars(query.order_by(DomainEvent.id)))
