@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         classify_commands,
         commands,
         network_commands,
+        plan_commands,
         review_commands,
     )
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_commands.register(sub)
     network_commands.register(sub)
     review_commands.register(sub)
+    plan_commands.register(sub)
     return parser
 
 

@@ -76,10 +76,13 @@ def cooldown(
 def pick_yourself_up(
     cooldown_id: int, config_file: str | None = None, title: str | None = None
 ) -> CooldownEnd:
-    """The cooldown is over: start what follows (the development plan and networking flows
-    join here as they arrive; for now the end is recorded)."""
+    """The cooldown is over: pick yourself up. The development plan (goals, the weekly
+    self-evaluation) and this week's networking tasks start, in your calendar."""
+    from onward.flows.development_plan import development_plan
+    from onward.flows.networking_round import networking_round
+
     first = record_cooldown_end(cooldown_id, config_file)
-    publish_calendar(config_file)  # the plan's rhythm (self-evaluation, review) starts now
-    push_calendar(config_file)
     get_run_logger().info("cooldown %s over%s", cooldown_id, "" if first else " (already recorded)")
+    development_plan(reason="a cooldown ended", config_file=config_file)
+    networking_round(config_file=config_file)
     return {"cooldown_id": cooldown_id, "ended": first}

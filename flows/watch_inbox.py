@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
+from onward.tasks.feedback.answers import Answered
 from onward.tasks.mail.actions import (
     PendingRejection,
     pending_rejection_events,
@@ -18,6 +19,7 @@ from onward.tasks.mail.actions import (
     unasked_reviews,
 )
 from onward.tasks.mail.sync import SyncReport
+from onward.tasks.plan.actions import find_feedback_answers
 from onward.tasks.reactions import mark_reactions_started
 
 REQUEST_FEEDBACK = "request_feedback/request-feedback"
@@ -55,6 +57,15 @@ def watch_inbox(
             announce_rejection(item)
             start_reactions(item, reactions, config_file)
             mark_reactions_started(item["event_id"], config_file)
+    if reactions != "none":
+        answers = find_feedback_answers(report.mailbox, config_file)
+        for answer in answers:
+            announce_feedback(answer)
+        if answers:
+            from onward.flows.development_plan import development_plan
+
+            who = ", ".join(a.company or "a hiring manager" for a in answers)
+            development_plan(reason=f"feedback from {who}", config_file=config_file)
     if reactions in ("worker", "deployments"):
         # Borderline rejections: a suspended run per question, a form in the Prefect UI.
         for event_id, title in unasked_reviews(report.mailbox, config_file):
@@ -108,6 +119,20 @@ def start_reactions(item: PendingRejection, mode: ReactionMode, config_file: str
         cooldown(
             event_id=event_id, config_file=config_file, title=title, schedule_end=mode == "worker"
         )
+
+
+def announce_feedback(answer: Answered) -> None:
+    """``onward.feedback.received``: a hiring manager answered a feedback request."""
+    natural = f"feedback/{answer.request_id}/{answer.ledger_id}"
+    emit_event(
+        event="onward.feedback.received",
+        resource={
+            "prefect.resource.id": f"onward.feedback.{answer.request_id}",
+            "prefect.resource.name": answer.company or "feedback",
+        },
+        payload={"points": answer.points, "company": answer.company},
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"onward/{natural}"),
+    )
 
 
 def react(event_id: int, title: str, mode: ReactionMode, config_file: str | None) -> None:

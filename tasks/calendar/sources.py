@@ -131,7 +131,14 @@ def network_items(session: Session, settings: Settings, now: datetime) -> list[C
     return network_calendar_items(session, settings)
 
 
-SOURCES: tuple[Source, ...] = (cooldown_items, rhythm_items, network_items)
+def plan_items(session: Session, settings: Settings, now: datetime) -> list[CalendarItem]:
+    """The development plan's goals as to-dos (see ``tasks/plan``)."""
+    from onward.tasks.plan.calendar import plan_calendar_items
+
+    return plan_calendar_items(session, settings)
+
+
+SOURCES: tuple[Source, ...] = (cooldown_items, rhythm_items, plan_items, network_items)
 
 
 def collect_items(

@@ -24,6 +24,7 @@ from onward.tasks.feedback.replies import (
 from onward.tasks.mail.accounts import Account
 from onward.tasks.mail.drafts import DraftRef, DraftStore, ImapDrafts, MaildirDrafts
 from onward.tasks.mail.message import Address
+from onward.tasks.mail.message_ids import message_id_from_header
 from onward.tasks.rejections import Rejection
 from onward.tasks.secrets import load_secret
 from onward.tasks.store import (
@@ -147,6 +148,7 @@ def record_request(
     request.folder = ref.folder if ref else None
     request.draft_uid = ref.uid if ref else None
     request.note = None if plan.to else "no person to write to was found: add a recipient"
+    request.draft_message_id = message_id_from_header(plan.raw.split(b"\r\n\r\n", 1)[0])
     request.updated_at = utcnow()
     session.flush()
     return request
