@@ -22,10 +22,15 @@ DEMO_NAME = "Sam Rivera"
 DEMO_MAILBOX = "demo"
 
 
-def sample_messages() -> list[tuple[str, bytes]]:
-    """The sample mail shipped with onward, in delivery order."""
+def sample_messages(*, later: bool = False) -> list[tuple[str, bytes]]:
+    """The sample mail shipped with onward, in delivery order; ``later``: the mail that
+    arrives after the drafts went out (a hiring manager's answer)."""
     folder = resources.files("onward.config") / "samples"
-    return sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.name.endswith(".eml"))
+    return sorted(
+        (p.name, p.read_bytes())
+        for p in folder.iterdir()
+        if p.name.endswith(".eml") and p.name.startswith("later-") == later
+    )
 
 
 def build_demo_maildir(root: Path) -> Path:
@@ -37,12 +42,16 @@ def build_demo_maildir(root: Path) -> Path:
     if (maildir / "cur").is_dir():
         return maildir
     maildir = create_maildir(maildir)
-    for _, raw in sample_messages():
+    deliver_samples(maildir, sample_messages())
+    return maildir
+
+
+def deliver_samples(maildir: Path, samples: list[tuple[str, bytes]]) -> None:
+    for _, raw in samples:
         path = deliver_to_maildir(maildir, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
         date = _date_header(raw)
         if date is not None:
             os.utime(path, (date, date))
-    return maildir
 
 
 def _date_header(raw: bytes) -> float | None:
@@ -90,7 +99,9 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
                 )
             )
     delivered = "delivered" if fresh else "already there from an earlier demo"
-    step(f"{len(sample_messages())} sample messages {delivered}; starting Prefect and watch_inbox")
+    step(f"{len(sample_messages())} sample messages {delivered}")
+    _profile_and_contacts(settings, step)
+    step("starting Prefect and the watch_inbox flow")
     from onward.flows.common import in_process
     from onward.flows.cooldown import pick_yourself_up
     from onward.flows.watch_inbox import describe, watch_inbox
@@ -100,12 +111,19 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
         step(describe(report))
         with store.unit_of_work() as session:
             cooldowns = session.scalars(select(Cooldown.id)).all()
-        step(f"bringing the end of {len(cooldowns)} cooldown(s) forward (normally 3 days)")
+        step(
+            f"bringing the end of {len(cooldowns)} cooldown(s) forward (normally 3 days): "
+            "the plan and this week's networking start"
+        )
         with store.unit_of_work() as session:
             for row in session.scalars(select(Cooldown)):
                 row.ends_at = min(row.ends_at, datetime.now(UTC))
         for cooldown_id in cooldowns:
             pick_yourself_up(cooldown_id=cooldown_id, title="demo")
+        if fresh:
+            deliver_samples(maildir, sample_messages(later=True))
+        step("a hiring manager answers the feedback request; the next inbox pass reads it")
+        step(describe(watch_inbox(mailbox=DEMO_MAILBOX)))
     _summary(store, maildir, settings)
     store.close()
     print(f"onward data      {settings.home}")
@@ -118,6 +136,25 @@ def run_demo(directory: Path | None, started: float, serve: bool = False) -> int
     print(f"look around      ONWARD_HOME={settings.home} onward status")
     print(f"                 ONWARD_HOME={settings.home} onward drafts")
     return 0
+
+
+def _profile_and_contacts(settings: Settings, step: Callable[[str], None]) -> None:
+    """Sam's profile (the documented example) and a small LinkedIn export to network with."""
+    from onward.tasks.network.service import import_contacts
+    from onward.tasks.plan.profile import profile_path
+
+    profile = profile_path(settings)
+    if not profile.is_file():
+        example = resources.files("onward.config").joinpath("profile.example.toml")
+        profile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        profile.write_text(example.read_text("utf-8"), encoding="utf-8")
+    sample = resources.files("onward.config") / "samples" / "connections.csv"
+    with resources.as_file(sample) as path:
+        report = import_contacts(settings, path)
+    step(
+        f"profile from config/profile.example.toml; contacts from a LinkedIn export: "
+        f"{report.added} added, {report.merged} already known"
+    )
 
 
 def _summary(store: Store, maildir: Path, settings: Settings) -> None:
@@ -143,9 +180,35 @@ def _summary(store: Store, maildir: Path, settings: Settings) -> None:
     print()
     print(f"drafts           {maildir / '.Drafts' / 'cur'} ({len(drafts)} file(s))")
     print(f"calendar         {calendar}")
+    _plan_summary(settings)
+    _network_summary(settings)
     print(f"\nin your calendar (import {calendar.name}, or subscribe to the feed of --serve):")
-    for item in upcoming(settings):
+    for item in upcoming(settings)[:12]:
         print(f"  {item.when:<30} {item.summary}")
+
+
+def _plan_summary(settings: Settings) -> None:
+    from onward.tasks.plan.goals import list_goals
+
+    goals = list_goals(settings)
+    later = [g for g in goals if g.status == "later"]
+    goals = [g for g in goals if g.status != "later"]
+    print(f"\nyour development plan (`onward plan`; {len(later)} more goals wait for room):")
+    for goal in goals:
+        print(f"  {goal.due:%a %d %b}  {goal.title}  [{goal.hours:g} h]")
+        if goal.quote:
+            print(f"                from feedback: “{goal.quote}”")
+        else:
+            print(f"                why: {goal.why}")
+
+
+def _network_summary(settings: Settings) -> None:
+    from onward.tasks.network.service import list_tasks
+
+    week = list_tasks(settings)
+    print("\nthis week's networking tasks (`onward tasks`):")
+    for task in week.tasks:
+        print(f"  {task.due:%a %d %b}  {task.summary}")
 
 
 def _stepper(started: float) -> Callable[[str], None]:

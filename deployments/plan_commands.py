@@ -63,7 +63,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(f"{'#':>3}  {'due':<10} {'status':<8} {'h':>4}  goal")
         for row in rows:
-            print(f"{row.id:>3}  {row.due:%a %d %b} {row.status:<8} {row.hours:>4g}  {row.title}")
+            when = "later" if row.status == "later" else f"{row.due:%a %d %b}"
+            print(f"{row.id:>3}  {when:<10} {row.status:<8} {row.hours:>4g}  {row.title}")
             print(f"{'':>5}{'':<10} {'':<8} {'':>4}  why: {row.why}")
     if load_profile(settings) is None:
         print("\nno profile yet: `onward plan init` adds your target role, what you want to")

@@ -49,7 +49,7 @@ _TOPIC = rf"(?P<topic>{_STOP}[A-Za-z][\w+#./-]*(?:\s+{_STOP}[A-Za-z][\w+#./-]*){
 _TOPIC_WITH = re.compile(rf"\b(?:with|in)\s+(?:the\s+|a\s+|an\s+)?{_TOPIC}")
 _TOPIC_AFTER = re.compile(
     rf"\b(?:on|in|with|of|around|up on|up|about|your|explained|explain|show|demonstrate"
-    rf"|lacked|lacking|missing)\s+"
+    rf"|lacked|lacking|missing|to see)\s+"
     rf"(?:your\s+|the\s+|a\s+|an\s+|more\s+)?{_TOPIC}",
 )
 # Topic words to goal kinds, first match wins.

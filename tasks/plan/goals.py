@@ -107,6 +107,8 @@ def _save(session: Session, decided: Plan) -> PlanningReport:
     added = moved = changed = 0
     for spec in decided.goals:
         row = rows.get(spec.key)
+        if row is not None and row.status == "queued":
+            row.status = "planned"
         if row is None:
             session.add(
                 Goal(
@@ -136,6 +138,8 @@ def _save(session: Session, decided: Plan) -> PlanningReport:
             row.hours, row.due, row.missed, row.updated_at = spec.hours, spec.due, spec.missed, now
     for key in decided.dropped:
         rows[key].status, rows[key].updated_at = "dropped", now
+    for key in decided.queued:
+        rows[key].status, rows[key].updated_at = "queued", now
     session.flush()
     return PlanningReport(True, added, moved, changed, len(decided.dropped), tuple(decided.notes))
 
@@ -158,6 +162,8 @@ class GoalRow:
 
 
 def shown_status(goal: Goal, today: date) -> str:
+    if goal.status == "queued":
+        return "later"
     return "overdue" if goal.status == "planned" and goal.due < today else goal.status
 
 
@@ -165,7 +171,9 @@ def list_goals(settings: Settings, *, include_finished: bool = True) -> list[Goa
     today = local_today(settings)
     with Store.open(settings.database_url) as store, store.unit_of_work() as session:
         goals = session.scalars(
-            select(Goal).where(Goal.status.not_in(("dropped",))).order_by(Goal.due, Goal.id)
+            select(Goal)
+            .where(Goal.status.not_in(("dropped",)))
+            .order_by(Goal.status == "queued", Goal.due, Goal.id)
         ).all()
         return [
             GoalRow(
@@ -182,7 +190,7 @@ def list_goals(settings: Settings, *, include_finished: bool = True) -> list[Goa
                 g.confidence,
             )
             for g in goals
-            if include_finished or g.status in ("planned", "partly")
+            if include_finished or g.status in ("planned", "queued", "partly")
         ]
 
 

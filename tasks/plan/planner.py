@@ -26,11 +26,16 @@ from onward.config.settings import WEEKDAYS
 from onward.tasks.plan.catalogue import Catalogue
 from onward.tasks.plan.profile import Profile
 
-# How many recent rejections make the pattern, and how many goals stay open at once.
+# How many recent rejections make the pattern, how many goals stay open at once, and how
+# far ahead a planned goal keeps its day when the plan changes (the person may have
+# started on this week's; later ones make room for what matters more, like new feedback).
 PATTERN_WINDOW = 6
 MAX_OPEN_GOALS = 6
+KEEP_DAYS = 7
 HORIZON_DAYS = 8 * 7
 DEFAULT_PROFILE = Profile()
+# Goals the planner may (re)schedule: planned ones, and those waiting for room.
+OPEN = ("planned", "queued")
 STAGE_NAMES = {
     "applied": "after applying",
     "screen": "after a screen or assessment",
@@ -52,7 +57,7 @@ class FeedbackInput:
 class ExistingGoal:
     key: str
     due: date
-    status: str  # planned | done | partly | skipped | dropped
+    status: str  # planned | queued | done | partly | skipped | dropped
     missed: int
     hours: float
 
@@ -86,6 +91,7 @@ class GoalSpec:
 class Plan:
     goals: list[GoalSpec] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # keys no longer in the plan
+    queued: list[str] = field(default_factory=list)  # still wanted, no room for them yet
     notes: list[str] = field(default_factory=list)  # what a profile would add, etc.
 
 
@@ -139,6 +145,9 @@ def aims(inputs: PlanInputs, catalogue: Catalogue) -> tuple[list[_Aim], list[str
             f"[emphasis_why] {stage}",
             count=count,
             total=total,
+            which="Your last rejection"
+            if total == 1
+            else f"{count} of your last {total} rejections",
         )
         topic = {
             "applied": profile.role,
@@ -205,19 +214,21 @@ def plan(inputs: PlanInputs, catalogue: Catalogue) -> Plan:
             old = existing.get(spec.key)
             if old is None or old.status != "planned":
                 continue
-            if old.due >= inputs.today and calendar.fits(old.due, old.hours, spec.key):
+            soon = inputs.today <= old.due < inputs.today + timedelta(days=KEEP_DAYS)
+            if soon and calendar.fits(old.due, old.hours, spec.key):
                 specs[spec.key] = _smaller(spec, old.missed, old.hours, old.due)
                 calendar.book(old.due, old.hours, spec.key)
     for aim in wanted:
         for spec in _parts(aim, profile, catalogue):
             old = existing.get(spec.key)
-            if spec.key in specs or (old is not None and old.status != "planned"):
+            if spec.key in specs or (old is not None and old.status not in OPEN):
                 continue
             if len(specs) >= MAX_OPEN_GOALS:
                 break
             missed, hours = 0, spec.hours
             if old is not None:
-                missed = old.missed + (1 if old.due < inputs.today else 0)
+                overdue = old.status == "planned" and old.due < inputs.today
+                missed = old.missed + (1 if overdue else 0)
                 hours = old.hours
                 if missed >= 2 and old.missed < 2:
                     hours = max(0.5, round(hours / 2, 1))  # missed twice: a smaller step
@@ -227,11 +238,10 @@ def plan(inputs: PlanInputs, catalogue: Catalogue) -> Plan:
             specs[spec.key] = _smaller(spec, missed, hours, day)
             calendar.book(day, hours, spec.key)
     result.goals = sorted(specs.values(), key=lambda g: (g.due, g.key))
-    result.dropped = [
-        g.key
-        for g in inputs.existing
-        if g.status == "planned" and g.key not in specs and not _still_wanted(g.key, wanted)
-    ]
+    for goal in inputs.existing:
+        if goal.status in OPEN and goal.key not in specs:
+            wanted_still = _still_wanted(goal.key, wanted)
+            (result.queued if wanted_still else result.dropped).append(goal.key)
     return result
 
 
