@@ -210,3 +210,41 @@ def test_connect_from_the_command_line(
     assert secret.read_text() == PASSWORD
     assert secret.stat().st_mode & 0o077 == 0
     assert onward_collection(radicale)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_pass_that_records_a_rejection_puts_its_cooldown_in_caldav(
+    radicale: RadicaleServer,
+    store: Store,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from onward.flows.common import in_process
+    from onward.flows.watch_inbox import watch_inbox
+    from onward.tasks.mail.maildir import create_maildir, deliver_to_maildir
+    from tests.support.db import add_mailbox
+    from tests.support.mailgen import make_mail
+
+    monkeypatch.setenv("ONWARD_HOME", str(settings.home))
+    monkeypatch.setenv("ONWARD_DATABASE_URL", settings.database_url)
+    maildir = create_maildir(tmp_path / "Maildir")
+    add_mailbox(
+        store, name="box", kind="maildir", path=str(maildir), folder="INBOX",
+        drafts_folder="Drafts", address="sam@example.org",
+    )  # fmt: skip
+    connect_caldav(settings, login(radicale))
+    with in_process():
+        watch_inbox(mailbox="box")
+        body = (
+            "Dear Sam,\n\nThank you for applying for the Platform Engineer position at Firmly. "
+            "After careful consideration we have decided to move forward with other "
+            "candidates.\n\nKind regards,\nMorgan Lee\n"
+        )
+        deliver_to_maildir(maildir, make_mail(1, subject="Your application", body=body))
+        watch_inbox(mailbox="box")
+    with store.unit_of_work() as session:
+        uid = session.scalars(select(Cooldown.calendar_uid)).one()
+    assert list(events(radicale).values()) == [[(uid, 0, "CONFIRMED")]]
+    summary = next(iter(radicale.resources().values()))
+    assert b"SUMMARY:Cooldown after Firmly" in summary
