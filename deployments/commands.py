@@ -179,10 +179,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if since is None and nothing_new(settings, args.mailbox):
             print("nothing new")
             return 0
+        from onward.deployments.progress import shown
         from onward.flows.common import in_process
         from onward.flows.watch_inbox import describe, watch_inbox
 
-        with in_process():
+        with in_process(), shown():
             report = watch_inbox(mailbox=args.mailbox, since=since, config_file=_config_arg(args))
         print(describe(report))
         return 1 if report.failed else 0

@@ -137,9 +137,11 @@ def cmd_contacts(args: argparse.Namespace) -> int:
 
 
 def cmd_contacts_import(args: argparse.Namespace) -> int:
+    from onward.deployments.progress import shown
     from onward.tasks.network.service import import_contacts
 
-    report = import_contacts(args.settings, args.file)
+    with shown():
+        report = import_contacts(args.settings, args.file)
     if args.json:
         print(to_json(report))
         return 0

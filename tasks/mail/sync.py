@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from onward.config.settings import Settings
+from onward.tasks import progress
 from onward.tasks.errors import OnwardError
 from onward.tasks.mail.decide import Decided, MessageHandler, decide_batch, warm_up
 from onward.tasks.mail.mailbox import Envelope, Fetched, Mailbox
@@ -138,6 +139,7 @@ def sync_once(
             _count(rows, inserted, report)
             insert_events(session, mailbox_id, events, inserted)
             _advance(_mailbox_row(session, mailbox_name), state.uidvalidity, batch[-1])
+        progress.report("messages", uids.index(batch[-1]) + 1, len(uids))
 
     # A big backlog is decided in a second process while this one fetches the next batch:
     # parsing and classifying cost about as much CPU as imapclient's own response parsing.

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onward.config.settings import Settings
+from onward.tasks import progress
 from onward.tasks.errors import ConfigError
 from onward.tasks.network import stages
 from onward.tasks.network.contacts import ImportReport, merge_contacts, refresh_contacts
@@ -59,8 +60,10 @@ class ContactList:
 def import_contacts(settings: Settings, path: Path, *, now: datetime | None = None) -> ImportReport:
     """Import a LinkedIn export, vCard file or CSV; re-imports merge, bad rows are listed."""
     parsed = read_contacts_file(path)
+    progress.report("contacts", 0, len(parsed.contacts))
     with Store.open(settings.database_url) as store, store.unit_of_work() as session:
         added, merged = merge_contacts(session, parsed.contacts, parsed.format, now=now)
+    progress.report("contacts", len(parsed.contacts), len(parsed.contacts))
     return ImportReport(str(path), parsed.format, added, merged, parsed.problems)
 
 
