@@ -73,8 +73,11 @@ class Doorbell:
         if self._caught_up(mailbox):
             self.quiet_checks += 1
             return  # nothing arrived and nothing waits: no flow run needed
+        # "inline": the draft and the cooldown here, and the cooldown's end (a scheduled
+        # deployment run, seconds of API calls) left to the worker's catch-up thread, off
+        # the path of the next rejection's draft.
         with in_process():
-            watch_inbox(mailbox=self.account.name, config_file=self.config_file, reactions="worker")
+            watch_inbox(mailbox=self.account.name, config_file=self.config_file, reactions="inline")
 
     def _caught_up(self, mailbox: Mailbox) -> bool:
         """UIDNEXT matches the cursor and no rejection waits for its reactions; then the

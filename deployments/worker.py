@@ -29,6 +29,8 @@ log = logging.getLogger("onward.worker")
 ZOMBIE_AUTOMATION = "onward: crash zombie flow runs"
 # The calendar is rebuilt after each change; this run also retries CalDAV pushes.
 CALENDAR_INTERVAL_MINUTES = 15
+# How often cooldowns without a scheduled end are looked for.
+CATCH_UP_SECONDS = 10
 
 
 def run_worker(settings: Settings, mailbox: str | None, config_file: str | None) -> int:
@@ -320,7 +322,8 @@ def install_zombie_automation() -> None:
 
 
 def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event) -> None:
-    """Cooldowns recorded by `onward sync --once` get their scheduled end here."""
+    """Cooldowns recorded by the doorbell's passes and by `onward sync --once` get their
+    scheduled end here."""
     from sqlalchemy import select
 
     from onward.tasks.reactions import schedule_cooldown_end
@@ -347,6 +350,6 @@ def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event
                     log.exception(
                         "scheduling the end of cooldown %s failed; will retry", cooldown_id
                     )
-            stop.wait(60)
+            stop.wait(CATCH_UP_SECONDS)
     finally:
         store.close()
