@@ -109,6 +109,8 @@ class WorkerSettings(Section):
     process_limit: int = Field(4, ge=1, le=64)
     fallback_interval_minutes: int = Field(5, ge=1)
     prefect_port: int = Field(4200, ge=1, le=65535)
+    # The health endpoint of `onward run` on 127.0.0.1; 0 for none.
+    health_port: int = Field(4280, ge=0, le=65535)
 
 
 class ReactionSettings(Section):

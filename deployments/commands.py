@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -171,8 +173,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from onward.tasks.lifecycle import start_guardian
+
     settings: Settings = args.settings
     since = _parse_date(args.since) if args.since else None
+    # Whatever ends this process (a timeout's SIGKILL too), nothing it started lives on.
+    start_guardian()
     if args.once:
         from onward.tasks.mail.sync import nothing_new
 
@@ -183,11 +189,43 @@ def cmd_sync(args: argparse.Namespace) -> int:
         from onward.flows.common import in_process
         from onward.flows.watch_inbox import describe, watch_inbox
 
-        with in_process(), shown():
+        with _prefect_api(settings), in_process(), shown():
             report = watch_inbox(mailbox=args.mailbox, since=since, config_file=_config_arg(args))
         print(describe(report))
         return 1 if report.failed else 0
-    return _watch_forever(settings, args.mailbox, since, _config_arg(args))
+    with _prefect_api(settings):
+        return _watch_forever(settings, args.mailbox, since, _config_arg(args))
+
+
+@contextmanager
+def _prefect_api(settings: Settings) -> Iterator[None]:
+    """PREFECT_API_URL if set, else a Prefect API of our own for this command: Prefect's
+    ephemeral server would outlive a killed onward; this one dies with it."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from onward.deployments.server import LocalPrefectServer
+
+    with LocalPrefectServer(settings.prefect_home, port=0, services=False) as server:
+        os.environ["PREFECT_API_URL"] = server.api_url
+        try:
+            yield
+        finally:
+            _drain_prefect()
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+def _drain_prefect() -> None:
+    """Send the run logs and events still queued before the API goes away."""
+    import sys
+
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 def _config_arg(args: argparse.Namespace) -> str | None:
@@ -286,6 +324,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if status.last_error:
         rows.append(("last error", status.last_error))
+    if status.warning:
+        rows.append(("warning", status.warning))
     for label, value in rows:
         print(f"{label:<11} {value}")
     return 0

@@ -1,11 +1,17 @@
-"""A local Prefect server that `onward run` starts and supervises when none is configured."""
+"""A local Prefect server that onward starts (and `onward run` supervises) when none is configured.
+
+The server is started so that it dies with the process that started it: a killed onward
+never leaves a Prefect server behind.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -13,6 +19,9 @@ from pathlib import Path
 from types import TracebackType
 
 from onward.tasks.errors import OnwardError
+from onward.tasks.lifecycle import launch_command
+
+log = logging.getLogger("onward.server")
 
 
 class PrefectServerError(OnwardError):
@@ -40,14 +49,26 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
 
 
 class LocalPrefectServer:
-    """``prefect server start`` on 127.0.0.1 with its SQLite under ``home``; stopped on exit."""
+    """``prefect server start`` on 127.0.0.1 with its SQLite under ``home``; stopped on exit.
 
-    def __init__(self, home: Path, port: int = 4200, startup_timeout: float = 180.0) -> None:
+    ``services=False`` runs the API alone (no scheduler): enough for `onward sync`.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        port: int = 4200,
+        startup_timeout: float = 180.0,
+        *,
+        services: bool = True,
+    ) -> None:
         self.home = home
         self.port = free_port(port)
         self.startup_timeout = startup_timeout
+        self.services = services
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "prefect-server.log"
+        self.restarts = 0
 
     @property
     def api_url(self) -> str:
@@ -83,23 +104,17 @@ class LocalPrefectServer:
         }
         env.pop("PREFECT_API_URL", None)
         log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "prefect", "server", "start"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        if not self.services:
+            command.append("--no-services")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            launch_command(command),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # a Ctrl-C is for onward, which then stops the server
         )
         log.close()
         deadline = time.monotonic() + self.startup_timeout
@@ -127,3 +142,28 @@ class LocalPrefectServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def supervise(self, stop: threading.Event, interval: float = 2.0) -> None:
+        """Restart the server whenever it dies or stops answering, until ``stop``: on the
+        same port, so every client's PREFECT_API_URL stays right. Runs in a thread that
+        lives as long as the server must (the server dies with the thread that started it)."""
+        failures = 0
+        while not stop.wait(interval):
+            if self.alive() and healthy(self.api_url, timeout=5.0):
+                failures = 0
+                continue
+            failures += 1
+            if self.alive() and failures < 3:
+                continue  # busy for a moment (a slow SQLite write): give it 3 checks
+            log.warning("the local Prefect server is down; restarting it on port %s", self.port)
+            self.stop()
+            try:
+                self.start()
+            except PrefectServerError as exc:
+                log.error("the local Prefect server did not restart (%s); trying again", exc)
+                continue
+            self.restarts += 1
+            failures = 0
+            log.warning("the local Prefect server is back (restart %d)", self.restarts)
+        if self.restarts:
+            self.stop()  # started by this thread, so stopped here, before it ends and kills it

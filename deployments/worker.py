@@ -1,9 +1,12 @@
 """`onward run`: the worker a person leaves running.
 
-One process serves every deployment (with a process limit) and keeps an IDLE doorbell on
-the inbox; each ring asks for a watch_inbox run. A local Prefect server is started and
-supervised when PREFECT_API_URL is not set. SIGTERM or Ctrl-C stops it cleanly; the
-database and Prefect's scheduled runs carry everything over to the next start.
+One process serves every deployment (with a process limit) and owns the inbox watch: the
+doorbell thread (``deployments/doorbell.py``) runs every inbox pass in this process; the
+interval run asks it for a pass rather than competing with it. When PREFECT_API_URL is not
+set a local Prefect server is started and supervised: restarted when it dies, while the
+doorbell's passes wait for it with back-off (the app database is the truth; nothing is
+lost). SIGTERM or Ctrl-C stops everything and exits 0; whatever ends the worker, its
+children end with it (``tasks/lifecycle.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from datetime import timedelta
 from typing import Any
 
 from onward.config.settings import Settings
-from onward.deployments.server import LocalPrefectServer
+from onward.deployments.server import LocalPrefectServer, healthy
+from onward.tasks.lifecycle import start_guardian
 from onward.tasks.status import write_worker_info
 
 log = logging.getLogger("onward.worker")
@@ -25,12 +29,23 @@ log = logging.getLogger("onward.worker")
 ZOMBIE_AUTOMATION = "onward: crash zombie flow runs"
 # The calendar is rebuilt after each change; this run also retries CalDAV pushes.
 CALENDAR_INTERVAL_MINUTES = 15
+# How often cooldowns without a scheduled end are looked for.
+CATCH_UP_SECONDS = 10
 
 
 def run_worker(settings: Settings, mailbox: str | None, config_file: str | None) -> int:
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # reactions within seconds
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")  # zombie detection
+    start_guardian()  # a SIGKILL of this process ends the flow-run processes it started too
+    stop = threading.Event()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt  # serve() shuts down cleanly on it
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     with ExitStack() as stack:
+        server: LocalPrefectServer | None = None
         if not os.environ.get("PREFECT_API_URL"):
             print("starting a local Prefect server ...", flush=True)
             server = stack.enter_context(
@@ -38,56 +53,145 @@ def run_worker(settings: Settings, mailbox: str | None, config_file: str | None)
             )
             os.environ["PREFECT_API_URL"] = server.api_url
             ui = server.ui_url
+            # Its own stop: the server outlives the serve loop's shutdown, which still
+            # talks to it (pausing the deployments).
+            server_stop = threading.Event()
+            supervisor = threading.Thread(
+                target=server.supervise, args=(server_stop,), name="onward-prefect-server"
+            )
+            supervisor.start()
+            stack.callback(supervisor.join, 60)
+            stack.callback(server_stop.set)
         else:
             ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
-        return _serve(settings, mailbox, config_file, ui)
+        try:
+            return _serve(settings, mailbox, config_file, ui, server, stop)
+        except KeyboardInterrupt:
+            return 0
     return 0  # pragma: no cover - ExitStack never swallows
 
 
-def _serve(settings: Settings, mailbox: str | None, config_file: str | None, ui: str) -> int:
+def _serve(
+    settings: Settings,
+    mailbox: str | None,
+    config_file: str | None,
+    ui: str,
+    server: LocalPrefectServer | None,
+    stop: threading.Event,
+) -> int:
     # Imported only now: Prefect reads PREFECT_API_URL when it is first imported.
-    from prefect import serve
-
+    from onward.deployments.doorbell import Doorbell
     from onward.tasks.mail.accounts import load_account
 
     account = load_account(settings, mailbox)
-    deployments = build_deployments(account.name, config_file, settings)
-    for deployment in deployments:  # registered before the doorbell may ask for a run
-        deployment.apply()
-    install_zombie_automation()
-    stop = threading.Event()
-    doorbell = threading.Thread(
-        target=_doorbell,
-        args=(settings, account, config_file, stop),
-        name="onward-doorbell",
-        daemon=True,
-    )
+    doorbell = Doorbell(settings, account, config_file)
     catch_up = threading.Thread(
         target=_catch_up, args=(settings, config_file, stop), name="onward-catch-up", daemon=True
     )
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # serve() shuts down cleanly on it
-
-    signal.signal(signal.SIGTERM, on_sigterm)
     with ExitStack() as stack:
+        stack.callback(print, "onward stopped; it picks up where it left off on the next start")
+        stack.callback(doorbell.stop)
+        stack.callback(stop.set)
+        health = _start_health(settings, doorbell, server, stack)
+        deployments = build_deployments(
+            account.name, config_file, settings, health.url if health else None
+        )
+        _register(deployments, stop)  # before the doorbell may ask for a run
         feed = _start_feed(settings, stack)
-        write_worker_info(settings, ui, feed)
+        write_worker_info(settings, ui, feed, health.url if health else None)
         print(f"onward is watching {account.name}", flush=True)
         print(f"Prefect UI: {ui}", flush=True)
         if feed:
             print(f"calendar feed: {feed} (subscribe to it in your calendar app)", flush=True)
+        if health:
+            print(f"health: {health.url}/health", flush=True)
         doorbell.start()
         catch_up.start()
-        try:
-            serve(*deployments, limit=settings.worker.process_limit, print_starting_message=False)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop.set()
-            doorbell.join(timeout=10)
-            print("onward stopped; it picks up where it left off on the next start", flush=True)
+        while not stop.is_set():
+            try:
+                _serve_once(deployments, settings.worker.process_limit, stop)
+            except KeyboardInterrupt:
+                break
+            except Exception:
+                # The API went away (the local server is being restarted): the doorbell
+                # carries on meanwhile; serve again once the API answers.
+                log.exception("serving the deployments stopped; serving again when the API is back")
+            else:
+                if not stop.is_set():
+                    log.warning("serving stopped; serving again when the API is back")
+            _wait_for_api(stop)
     return 0
+
+
+def _serve_once(deployments: list[Any], limit: int, stop: threading.Event) -> None:
+    """What ``prefect.serve`` does, with SIGTERM also telling ``stop``: serve returns both
+    when asked to stop and when the API it talks to went away, and only the first ends
+    the worker."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    class _Runner(Runner):
+        def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+            stop.set()
+            super().handle_sigterm(*args, **kwargs)
+
+    runner = _Runner(limit=limit)
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    asyncio.run(runner.start())
+
+
+def _register(deployments: list[Any], stop: threading.Event) -> None:
+    """Apply the deployments and the zombie automation, waiting out a brief API outage."""
+    delay = 1.0
+    while True:
+        try:
+            for deployment in deployments:
+                deployment.apply()
+            install_zombie_automation()
+            return
+        except Exception as exc:
+            if stop.wait(delay):
+                raise KeyboardInterrupt from exc
+            log.warning("registering the deployments failed (%s); retrying", exc)
+            delay = min(delay * 2, 30.0)
+
+
+def _wait_for_api(stop: threading.Event) -> None:
+    api = os.environ.get("PREFECT_API_URL", "")
+    while not stop.is_set() and not healthy(api):
+        stop.wait(2.0)
+
+
+def _start_health(
+    settings: Settings, doorbell: Any, server: LocalPrefectServer | None, stack: ExitStack
+) -> Any:
+    """The health endpoint on 127.0.0.1 (``[worker] health_port``, 0 for none)."""
+    from onward.deployments.doorbell import HealthServer
+
+    if not settings.worker.health_port:
+        return None
+
+    def extra() -> dict[str, Any]:
+        api = os.environ.get("PREFECT_API_URL", "")
+        return {
+            "prefect_api": "up" if healthy(api, timeout=1.0) else "down",
+            "prefect_server_restarts": server.restarts if server else None,
+        }
+
+    stale = 2 * 60 * settings.worker.fallback_interval_minutes + 60
+    try:
+        return stack.enter_context(
+            HealthServer(settings.worker.health_port, doorbell, stale, extra)
+        )
+    except OSError as exc:
+        log.warning(
+            "the health endpoint could not start on 127.0.0.1:%s (%s); set [worker] health_port",
+            settings.worker.health_port,
+            exc,
+        )
+        return None
 
 
 def _start_feed(settings: Settings, stack: ExitStack) -> str | None:
@@ -113,17 +217,19 @@ def _start_feed(settings: Settings, stack: ExitStack) -> str | None:
     return feed.url
 
 
-def build_deployments(mailbox: str, config_file: str | None, settings: Settings) -> list[Any]:
+def build_deployments(
+    mailbox: str, config_file: str | None, settings: Settings, health_url: str | None = None
+) -> list[Any]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType  # type: ignore[attr-defined]
     from prefect.schedules import Cron
 
+    from onward.deployments.doorbell import interval_watch
     from onward.flows.calendar import calendar_sync
     from onward.flows.cooldown import cooldown, pick_yourself_up
     from onward.flows.networking_round import networking_round
     from onward.flows.request_feedback import request_feedback
     from onward.flows.review import review_rejection
-    from onward.flows.watch_inbox import watch_inbox
     from onward.tasks.network.rounds import round_cron
 
     common: dict[str, Any] = {
@@ -132,15 +238,13 @@ def build_deployments(mailbox: str, config_file: str | None, settings: Settings)
         "entrypoint_type": EntrypointType.MODULE_PATH,
     }
     return [
-        watch_inbox.to_deployment(
+        interval_watch.to_deployment(
             "watch",
-            parameters={"mailbox": mailbox, "config_file": config_file, "reactions": "deployments"},
+            parameters={"mailbox": mailbox, "config_file": config_file, "health_url": health_url},
             interval=timedelta(minutes=settings.worker.fallback_interval_minutes),
-            # The interval fallback; passes on IDLE rings run in the worker process itself.
-            concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-            ),
-            description="Sync new mail, classify it, start the reactions to rejections.",
+            # No deployment concurrency limit: the run asks the doorbell (the one owner of
+            # the watch) for a pass; a slot would only get runs Cancelled (issue 12, #5).
+            description="The safety net under IDLE: asks the doorbell for a pass, or makes it.",
             **common,
         ),
         request_feedback.to_deployment(
@@ -223,37 +327,9 @@ def install_zombie_automation() -> None:
     ).create()
 
 
-def _doorbell(
-    settings: Settings, account: Any, config_file: str | None, stop: threading.Event
-) -> None:
-    """IDLE on the inbox; every ring (and every reconnect) runs a watch_inbox pass here, in
-    this process, with the draft and the cooldown as its subflows: measured on a 2-core
-    machine, a flow-run process costs 3-5 s of CPU, and 20 rejections in a minute queued
-    behind such processes waited over a minute for their drafts. The cooldown's end is a
-    scheduled deployment run; the interval pass starts reactions as deployment runs."""
-    from onward.flows.common import in_process
-    from onward.flows.watch_inbox import watch_inbox
-    from onward.tasks.mail.watcher import Watcher
-
-    def ring(_: object) -> None:
-        try:
-            with in_process():
-                watch_inbox(mailbox=account.name, config_file=config_file, reactions="worker")
-        except Exception:
-            # Recorded in the UI as a failed run; the next ring or the interval run retries.
-            log.exception("an inbox pass failed")
-
-    watcher = Watcher.for_account(account, settings, ring)
-    while not stop.is_set():
-        try:
-            watcher.run(stop)
-        except Exception:
-            log.exception("the inbox doorbell failed; retrying in 60 s (the interval run goes on)")
-            stop.wait(60)
-
-
 def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event) -> None:
-    """Cooldowns recorded by `onward sync --once` get their scheduled end here."""
+    """Cooldowns recorded by the doorbell's passes and by `onward sync --once` get their
+    scheduled end here."""
     from sqlalchemy import select
 
     from onward.tasks.reactions import schedule_cooldown_end
@@ -262,12 +338,16 @@ def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event
     store = Store.open(settings.database_url)
     try:
         while not stop.wait(1.0):
-            with store.unit_of_work() as session:
-                waiting = session.scalars(
-                    select(Cooldown.id).where(
-                        Cooldown.end_run_id.is_(None), Cooldown.ended_at.is_(None)
-                    )
-                ).all()
+            try:
+                with store.unit_of_work() as session:
+                    waiting = session.scalars(
+                        select(Cooldown.id).where(
+                            Cooldown.end_run_id.is_(None), Cooldown.ended_at.is_(None)
+                        )
+                    ).all()
+            except Exception as exc:  # a locked or unreachable database: next round
+                log.warning("looking for cooldowns to schedule failed (%s); will retry", exc)
+                continue
             for cooldown_id in waiting:
                 try:
                     # The plain function: this loop is the retry.
@@ -276,6 +356,6 @@ def _catch_up(settings: Settings, config_file: str | None, stop: threading.Event
                     log.exception(
                         "scheduling the end of cooldown %s failed; will retry", cooldown_id
                     )
-            stop.wait(60)
+            stop.wait(CATCH_UP_SECONDS)
     finally:
         store.close()

@@ -46,9 +46,11 @@ def watch_inbox(
     since: str | None = None,
     config_file: str | None = None,
     reactions: ReactionMode = "inline",
+    ask_in_ui: bool = False,
 ) -> SyncReport:
     """Sync new mail into the ledger (``since``: ISO date backfill), then start the
-    reactions to each rejection (see ``ReactionMode``)."""
+    reactions to each rejection (see ``ReactionMode``). ``ask_in_ui``: borderline ones get a
+    question in the Prefect UI (where deployments are served: `onward run`, work pools)."""
     report = sync_mailbox(mailbox, since, config_file)
     summary = describe(report)
     get_run_logger().info(summary)
@@ -66,7 +68,7 @@ def watch_inbox(
 
             who = ", ".join(a.company or "a hiring manager" for a in answers)
             development_plan(reason=f"feedback from {who}", config_file=config_file)
-    if reactions in ("worker", "deployments"):
+    if ask_in_ui or reactions in ("worker", "deployments"):
         # Borderline rejections: a suspended run per question, a form in the Prefect UI.
         for event_id, title in unasked_reviews(report.mailbox, config_file):
             ask_in_the_ui(event_id, title, config_file)

@@ -35,6 +35,7 @@ class WorkerInfo:
     ui: str | None
     feed: str | None
     started_at: str
+    health: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,16 @@ class Status:
     caldav: list[str] = field(default_factory=list)
     worker: WorkerInfo | None = None
     next_check: str = ""
+    last_pass_age_seconds: float | None = None
+    # A pass is overdue when the last one is older than this (twice the interval run's).
+    pass_overdue_after_seconds: int = 0
+    pass_overdue: bool = False
+    warning: str | None = None
 
 
-def write_worker_info(settings: Settings, ui: str | None, feed: str | None) -> Path:
+def write_worker_info(
+    settings: Settings, ui: str | None, feed: str | None, health: str | None = None
+) -> Path:
     """Called by `onward run` at start: status can then say where the UI and feed are."""
     path = settings.home / WORKER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +82,7 @@ def write_worker_info(settings: Settings, ui: str | None, feed: str | None) -> P
         "pid": os.getpid(),
         "ui": ui,
         "feed": feed,
+        "health": health,
         "started_at": utcnow().isoformat(timespec="seconds"),
     }
     path.write_text(json.dumps(info))
@@ -89,7 +98,11 @@ def read_worker_info(settings: Settings) -> WorkerInfo | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return WorkerInfo(
-        pid=pid, ui=data.get("ui"), feed=data.get("feed"), started_at=str(data.get("started_at"))
+        pid=pid,
+        ui=data.get("ui"),
+        feed=data.get("feed"),
+        started_at=str(data.get("started_at")),
+        health=data.get("health"),
     )
 
 
@@ -150,7 +163,31 @@ def gather_status(settings: Settings, mailbox: str | None = None) -> Status:
         )
     else:
         status.next_check = "when you run `onward sync --once` or start `onward run`"
+    _judge_last_pass(status, settings)
     return status
+
+
+def _judge_last_pass(status: Status, settings: Settings, now: datetime | None = None) -> None:
+    """How old the last successful pass is, and a warning when it is older than it should be."""
+    status.pass_overdue_after_seconds = 2 * 60 * settings.worker.fallback_interval_minutes + 60
+    if status.last_sync is None:
+        return
+    status.last_pass_age_seconds = round(((now or utcnow()) - status.last_sync).total_seconds())
+    if status.last_pass_age_seconds <= status.pass_overdue_after_seconds:
+        return
+    if status.worker is not None:
+        status.pass_overdue = True
+        status.warning = (
+            f"the last successful pass was {age(status.last_sync, now)}, but `onward run` "
+            f"passes at least every {settings.worker.fallback_interval_minutes} min: "
+            f"see its log{' and ' + status.worker.health if status.worker.health else ''}"
+            + (f" (last error: {status.last_error})" if status.last_error else "")
+        )
+    elif status.last_sync is not None:
+        status.warning = (
+            f"nothing is watching the inbox: no `onward run` is running and the last pass "
+            f"was {age(status.last_sync, now)}; start `onward run` (or `onward sync --once`)"
+        )
 
 
 def _title(entry: LedgerEntry) -> str:

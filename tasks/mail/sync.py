@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from onward.config.settings import Settings
 from onward.tasks import progress
 from onward.tasks.errors import OnwardError
+from onward.tasks.lifecycle import init_pool_worker
 from onward.tasks.mail.decide import Decided, MessageHandler, decide_batch, warm_up
 from onward.tasks.mail.mailbox import Envelope, Fetched, Mailbox
 from onward.tasks.mail.message_ids import message_id_from_header
@@ -203,7 +205,14 @@ class _Decider:
             # imports only onward.tasks.mail.decide, and starts while the first batch is fetched.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["onward.tasks.mail.decide"])
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            # The worker (a child of the forkserver, not of us) ends when we do, however we
+            # end: a killed `onward sync --once` leaves no decider behind.
+            self.pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=context,
+                initializer=init_pool_worker,
+                initargs=(os.getpid(),),
+            )
             self.pool.submit(warm_up)
 
     def __enter__(self) -> _Decider:
