@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from onward.config.settings import Settings
 from onward.tasks.errors import ConfigError
+from onward.tasks.feedback.addressing import choose_from, unwritable_reason, writable
 from onward.tasks.feedback.replies import (
     ReplyContext,
     build_reply,
@@ -24,7 +25,7 @@ from onward.tasks.feedback.replies import (
 from onward.tasks.mail.accounts import Account
 from onward.tasks.mail.drafts import DraftRef, DraftStore, ImapDrafts, MaildirDrafts
 from onward.tasks.mail.message import Address
-from onward.tasks.rejections import Rejection
+from onward.tasks.rejections import Rejection, needing_attention, retry_failed
 from onward.tasks.secrets import load_secret
 from onward.tasks.store import (
     FeedbackRequest,
@@ -41,19 +42,26 @@ class DraftPlan:
     raw: bytes
     to: Address | None
     body: str
+    # Why there is no To, in words a person can act on (None when addressed).
+    note: str | None = None
 
     @property
     def state(self) -> str:
         return "drafted" if self.to is not None else "needs_recipient"
 
 
+NO_RECIPIENT = "no person to write to was found: add a recipient"
+
+
 def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan:
     user_addresses = {a.lower() for a in settings.user.addresses}
-    own = rejection.account.address or (
-        rejection.account.imap.username if rejection.account.imap else None
+    username = rejection.account.imap.username if rejection.account.imap else None
+    account_address = rejection.account.address or (
+        username if username and "@" in username.strip("@") else None
     )
-    if own:
-        user_addresses.add(own.lower())
+    if account_address:
+        user_addresses.add(account_address.lower())
+    own = choose_from(rejection.payload.get("recipients") or (), account_address, user_addresses)
     to = choose_recipient(
         rejection.message,
         rejection.payload.get("sender_kind") or "unknown",
@@ -61,6 +69,10 @@ def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan
         rejection.earlier,
         user_addresses,
     )
+    note = None if to is not None else NO_RECIPIENT
+    if to is not None and not writable(to):
+        note = f"{unwritable_reason(to)}: put the recipient in the draft yourself"
+        to = None
     contact = rejection.payload.get("contact_name")
     if to is not None and to.addr != rejection.payload.get("contact_addr"):
         contact = to.name or None  # writing to someone else than the sender: greet them
@@ -75,10 +87,10 @@ def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan
         ),
         template_dirs=[settings.templates_dir] if settings.templates_dir.is_dir() else [],
     )
-    if not own:
+    if not own or not writable(Address("", own)):
         raise ConfigError(
             f"mailbox {rejection.account.name!r} has no address to write from; "
-            "run `onward connect --address you@example.org`"
+            "run `onward connect --address you@example.org` (or set [user] addresses)"
         )
     raw = build_reply(
         rejection.message,
@@ -87,7 +99,7 @@ def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan
         to=to,
         marker=rejection.marker,
     )
-    return DraftPlan(rejection=rejection, raw=raw, to=to, body=body)
+    return DraftPlan(rejection=rejection, raw=raw, to=to, body=body, note=note)
 
 
 def open_draft_store(account: Account, settings: Settings, folder: str | None) -> DraftStore:
@@ -146,7 +158,7 @@ def record_request(
     request.state = state
     request.folder = ref.folder if ref else None
     request.draft_uid = ref.uid if ref else None
-    request.note = None if plan.to else "no person to write to was found: add a recipient"
+    request.note = plan.note
     request.updated_at = utcnow()
     session.flush()
     return request
@@ -199,7 +211,8 @@ def refresh_requests(settings: Settings, mailbox: str | None) -> int:
 
 
 def list_requests(settings: Settings, mailbox: str | None) -> list[DraftRow]:
-    """The feedback requests of ``mailbox``, oldest first."""
+    """The feedback requests of ``mailbox``, oldest first, then the rejections whose
+    reactions failed ("needs_attention", "retrying") with what to do in ``note``."""
     from onward.tasks.store import Store, get_mailbox
 
     with Store.open(settings.database_url) as store, store.unit_of_work() as session:
@@ -211,7 +224,7 @@ def list_requests(settings: Settings, mailbox: str | None) -> list[DraftRow]:
             .where(FeedbackRequest.mailbox_id == row.id)
             .order_by(FeedbackRequest.created_at)
         ).all()
-        return [
+        rows = [
             DraftRow(
                 company=r.company,
                 role=r.role,
@@ -223,3 +236,26 @@ def list_requests(settings: Settings, mailbox: str | None) -> list[DraftRow]:
             )
             for r in requests
         ]
+        for item in needing_attention(session, row.id):
+            when = f"; onward tries again {item.retry_at:%d %b %H:%M} UTC" if item.retry_at else ""
+            rows.append(
+                DraftRow(
+                    company=item.company,
+                    role=item.role,
+                    to=None,
+                    state=item.state,
+                    folder=None,
+                    note=f"{item.reason} (attempt {item.attempts}{when})",
+                    created_at=item.created_at,
+                )
+            )
+        return rows
+
+
+def retry_given_up(settings: Settings, mailbox: str | None) -> int:
+    """`onward drafts --retry`: try the reactions onward gave up on again."""
+    from onward.tasks.store import Store, get_mailbox
+
+    with Store.open(settings.database_url) as store, store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        return retry_failed(session, row.id) if row is not None else 0

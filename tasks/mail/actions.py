@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from onward.tasks.classify.step import message_step
-from onward.tasks.errors import MailboxError
+from onward.tasks.errors import MailboxError, OnwardError
 from onward.tasks.mail.accounts import Account, open_backend
 from onward.tasks.mail.sync import MailboxNotConnectedError, SyncReport, sync_once
 from onward.tasks.rejections import load_rejection
@@ -69,6 +69,8 @@ class PendingRejection(TypedDict):
     title: str
     natural_key: str
     payload: dict[str, Any]
+    # Set when the rejection could not even be loaded: recorded on it, nothing started.
+    problem: str | None
 
 
 @task(
@@ -87,13 +89,27 @@ def pending_rejection_events(mailbox: str, config_file: str | None) -> list[Pend
             return []
         out: list[PendingRejection] = []
         for event_id in pending_rejections(session, row.id):
-            rejection = load_rejection(session, event_id, settings)
+            try:
+                with session.begin_nested():
+                    rejection = load_rejection(session, event_id, settings)
+            except OnwardError as exc:  # this one cannot be loaded: the others still go
+                out.append(
+                    {
+                        "event_id": event_id,
+                        "title": f"event {event_id}",
+                        "natural_key": f"{row.name}|event-{event_id}",
+                        "payload": {},
+                        "problem": str(exc),
+                    }
+                )
+                continue
             out.append(
                 {
                     "event_id": event_id,
                     "title": rejection.title,
                     "natural_key": f"{row.name}|{rejection.message.key}",
                     "payload": rejection.payload,
+                    "problem": None,
                 }
             )
         return out

@@ -442,6 +442,7 @@ def parse_message(raw: bytes, *, max_text: int = 65536) -> Message:
         reply_to=_addresses(all_headers("reply-to"), "reply-to", defects),
         to=_addresses(all_headers("to"), "to", defects),
         cc=_addresses(all_headers("cc"), "cc", defects),
+        delivered_to=_addresses(all_headers("delivered-to"), "delivered-to", defects),
         date=_parse_date(raw_date, defects),
         in_reply_to=normalise_message_id(in_reply_to_raw),
         references=message_id_list(references_raw),

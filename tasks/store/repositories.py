@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from onward.tasks.events import REJECTION_DETECTED
@@ -89,9 +89,13 @@ def insert_events(
 
 
 def pending_rejections(session: Session, mailbox_id: int | None = None) -> list[int]:
-    """Rejection events whose reactions were not started yet (a crash, the API down)."""
+    """Rejection events whose reactions were not started yet (a crash, the API down), or
+    failed and are due for another try; not those onward gave up on."""
     query = select(DomainEvent.id).where(
-        DomainEvent.kind == REJECTION_DETECTED, DomainEvent.handled_at.is_(None)
+        DomainEvent.kind == REJECTION_DETECTED,
+        DomainEvent.handled_at.is_(None),
+        DomainEvent.failed_at.is_(None),
+        or_(DomainEvent.retry_at.is_(None), DomainEvent.retry_at <= utcnow()),
     )
     if mailbox_id is not None:
         query = query.where(DomainEvent.mailbox_id == mailbox_id)
