@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onward.config.settings import Settings
@@ -25,6 +26,7 @@ from onward.tasks.feedback.replies import (
 from onward.tasks.mail.accounts import Account
 from onward.tasks.mail.drafts import DraftRef, DraftStore, ImapDrafts, MaildirDrafts
 from onward.tasks.mail.message import Address
+from onward.tasks.races import RACES, log
 from onward.tasks.rejections import Rejection, needing_attention, retry_failed
 from onward.tasks.secrets import load_secret
 from onward.tasks.store import (
@@ -151,8 +153,25 @@ def record_request(
         request = FeedbackRequest(
             mailbox_id=rejection.mailbox_id, ledger_id=rejection.ledger_id, marker=rejection.marker
         )
-        session.add(request)
-    request.company, request.role = rejection.company, rejection.role
+        _fill(request, plan, state, ref)
+        try:
+            with session.begin_nested():
+                session.add(request)
+            return request
+        except IntegrityError:
+            # Another worker recorded it first: the expected outcome of a race, not an error.
+            log.info("%s: feedback request already recorded by another worker", rejection.title)
+            RACES["feedback_requests"] += 1
+            request = session.scalars(
+                select(FeedbackRequest).where(FeedbackRequest.ledger_id == rejection.ledger_id)
+            ).one()
+    _fill(request, plan, state, ref)
+    session.flush()
+    return request
+
+
+def _fill(request: FeedbackRequest, plan: DraftPlan, state: str, ref: DraftRef | None) -> None:
+    request.company, request.role = plan.rejection.company, plan.rejection.role
     request.to_addr = plan.to.addr if plan.to else None
     request.to_name = plan.to.name if plan.to else None
     request.state = state
@@ -160,8 +179,6 @@ def record_request(
     request.draft_uid = ref.uid if ref else None
     request.note = plan.note
     request.updated_at = utcnow()
-    session.flush()
-    return request
 
 
 @dataclass(frozen=True)
