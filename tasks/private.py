@@ -8,9 +8,11 @@ from pathlib import Path
 
 
 def secure_home(home: Path) -> None:
-    """Create ``home`` private, or make an existing one private again, with what is in it;
-    files created afterwards by this process are private too (umask)."""
-    os.umask(0o077)
+    """Create ``home`` private, or make an existing one private again, with what is in it.
+
+    The folder's 0700 is what keeps others out of anything created in it later; the
+    process umask is left alone (it is the whole process's, tests and servers included).
+    """
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _private(home, is_dir=True)
     for root, dirs, files in os.walk(home):
