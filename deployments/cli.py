@@ -14,6 +14,7 @@ from onward.tasks.errors import (
     ConfigError,
     MailboxAuthError,
     MailboxConnectError,
+    MailboxFolderError,
     MailboxTLSError,
     OnwardError,
 )
@@ -27,6 +28,7 @@ USAGE_ERRORS = (
     ConfigError,
     MailboxAuthError,
     MailboxConnectError,
+    MailboxFolderError,
     MailboxTLSError,
 )
 

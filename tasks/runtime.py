@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onward.config.settings import Settings, load_settings
-from onward.tasks.errors import MailboxConnectError, OnwardError, TransientError
+from onward.tasks.errors import (
+    MailboxConnectError,
+    MailboxUnreachableError,
+    OnwardError,
+    TransientError,
+)
 from onward.tasks.store import Store
 
 if TYPE_CHECKING:
@@ -35,6 +40,8 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
 
     try:
         state.result()
+    except MailboxUnreachableError:
+        return False  # a server that is down: the next pass tries again, not this one
     except (TransientError, MailboxConnectError, OperationalError):
         return True
     except Exception:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -10,12 +11,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from onward.tasks.classify.step import message_step
-from onward.tasks.errors import MailboxError, OnwardError
+from onward.tasks.errors import MailboxConnectError, MailboxError, OnwardError, unreachable
 from onward.tasks.mail.accounts import Account, open_backend
 from onward.tasks.mail.sync import MailboxNotConnectedError, SyncReport, sync_once
 from onward.tasks.rejections import load_rejection
 from onward.tasks.runtime import app_store, transient
 from onward.tasks.store import get_mailbox, pending_rejections
+
+
+@contextmanager
+def reachable() -> Iterator[None]:
+    """A server that is down while syncing is unreachable, not a wrong --host or --port."""
+    try:
+        yield
+    except MailboxConnectError as exc:
+        raise unreachable(exc) from exc
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -44,7 +54,7 @@ def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None
                 )
             account = Account.from_row(row, settings)
         try:
-            with closing(open_backend(account, settings)) as backend:
+            with closing(open_backend(account, settings)) as backend, reachable():
                 return sync_once(
                     store,
                     account.name,

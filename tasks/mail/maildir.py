@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from onward.tasks.errors import MailboxError
+from onward.tasks.errors import MailboxFolderError
 from onward.tasks.mail.mailbox import Envelope, Fetched, FolderState, Opened
 
 # Local files are cheap to read, but a message with a large attachment is still not read
@@ -56,7 +56,7 @@ class MaildirMailbox(Opened):
     def open(self) -> FolderState:
         path = self.folder_path
         if not all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
-            raise MailboxError(
+            raise MailboxFolderError(
                 f"{path} is not a Maildir (it needs cur/, new/ and tmp/); "
                 "check the path given to `onward connect --maildir`"
             )
