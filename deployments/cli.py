@@ -14,9 +14,11 @@ from onward.tasks.errors import (
     ConfigError,
     MailboxAuthError,
     MailboxConnectError,
+    MailboxFolderError,
     MailboxTLSError,
     OnwardError,
 )
+from onward.tasks.private import secure_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -26,6 +28,7 @@ USAGE_ERRORS = (
     ConfigError,
     MailboxAuthError,
     MailboxConnectError,
+    MailboxFolderError,
     MailboxTLSError,
 )
 
@@ -79,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         args.settings = settings
         if args.command != "demo":  # the demo keeps everything inside its own folder
+            secure_home(settings.home)
             prepare_environment(settings)
         code: int = args.func(args)
         return code

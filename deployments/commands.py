@@ -19,6 +19,7 @@ from onward.deployments.output import to_json
 from onward.tasks.errors import ConfigError
 
 SubParsers = argparse._SubParsersAction
+ATTENTION_STATES = ("needs_attention", "retrying")
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -71,6 +72,11 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "--no-check",
         action="store_true",
         help="do not look in the mailbox for sent or deleted drafts",
+    )
+    p.add_argument(
+        "--retry",
+        action="store_true",
+        help="try again the rejections that need attention (after fixing the cause)",
     )
     p.set_defaults(func=cmd_drafts)
 
@@ -180,19 +186,28 @@ def cmd_sync(args: argparse.Namespace) -> int:
     # Whatever ends this process (a timeout's SIGKILL too), nothing it started lives on.
     start_guardian()
     if args.once:
+        from onward.tasks.mail.actions import reachable
         from onward.tasks.mail.sync import nothing_new
 
-        if since is None and nothing_new(settings, args.mailbox):
-            print("nothing new")
-            return 0
+        with reachable():
+            if since is None and nothing_new(settings, args.mailbox):
+                print("nothing new")
+                return 0
         from onward.deployments.progress import shown
+        from onward.deployments.quiet import expected_errors_without_traceback
         from onward.flows.common import in_process
         from onward.flows.watch_inbox import describe, watch_inbox
 
-        with _prefect_api(settings), in_process(), shown():
+        with _prefect_api(settings), in_process(), expected_errors_without_traceback(), shown():
             report = watch_inbox(mailbox=args.mailbox, since=since, config_file=_config_arg(args))
         print(describe(report))
-        return 1 if report.failed else 0
+        if report.attention:
+            print(
+                f"onward: {report.attention} rejection(s) need attention: `onward drafts` says"
+                " why and what to do",
+                file=sys.stderr,
+            )
+        return 1 if report.failed or report.attention else 0
     with _prefect_api(settings):
         return _watch_forever(settings, args.mailbox, since, _config_arg(args))
 
@@ -311,7 +326,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         waiting.append(f"{status.drafts_to_review} draft(s) to review and send (onward drafts)")
     if status.drafts_needing_recipient:
         waiting.append(f"{status.drafts_needing_recipient} draft(s) need a recipient")
+    if status.needs_attention:
+        waiting.append(
+            f"{len(status.needs_attention)} rejection(s) need attention (onward drafts says"
+            " what to do, then onward drafts --retry)"
+        )
     rows.append(("for you", "; ".join(waiting) or "nothing"))
+    rows.extend(("", line) for line in status.needs_attention)
+    if status.retrying:
+        rows.append(
+            ("retrying", f"{status.retrying} rejection(s) failed briefly; tried again soon")
+        )
     for cooldown in status.cooldowns:
         rows.append(("cooldown", f"{cooldown.title}, until {cooldown.ends_at:%a %d %b %H:%M} UTC"))
     rows.append(("calendar", status.calendar_file or "nothing scheduled yet"))
@@ -349,6 +374,12 @@ def cmd_drafts(args: argparse.Namespace) -> int:
     from onward.tasks.status import age
 
     settings: Settings = args.settings
+    if args.retry:
+        from onward.tasks.feedback.request import retry_given_up
+
+        count = retry_given_up(settings, args.mailbox)
+        print(f"{count} rejection(s) will be tried again on the next pass (onward sync --once)")
+        return 0
     if not args.no_check:
         refresh_requests(settings, args.mailbox)
     rows = list_requests(settings, args.mailbox)
@@ -360,11 +391,16 @@ def cmd_drafts(args: argparse.Namespace) -> int:
         return 0
     print(f"{'state':<16} {'drafted':<12} {'company':<22} {'role':<26} to")
     for row in rows:
-        to = row.to or "(needs a recipient)"
+        to = row.to or ("-" if row.state in ATTENTION_STATES else "(needs a recipient)")
         print(
             f"{row.state:<16} {age(row.created_at):<12} {(row.company or '?')[:22]:<22} "
             f"{(row.role or '?')[:26]:<26} {to}"
         )
+        if row.note and (row.state in ATTENTION_STATES or row.to is None):
+            print(f"{'':<16} {row.note}")
+    if any(row.state == "needs_attention" for row in rows):
+        print("\nonward gave up on the rejections marked needs_attention; fix what the note says,")
+        print("then `onward drafts --retry` tries them again")
     folder = rows[0].folder or "Drafts"
     print(f"\nthe drafts are in {folder} in your mailbox: review and send them from there")
     return 0

@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from onward.flows.common import rejection_title
 from onward.tasks.feedback.actions import (
+    Problem,
     find_request,
     plan_draft,
     record_request,
@@ -25,6 +26,8 @@ class FeedbackOutcome(TypedDict):
     state: str
     created: bool
     folder: str | None
+    # Why no draft was saved ("needs_attention"): the watch records it on the rejection.
+    problem: str | None
 
 
 def _run_name() -> str:
@@ -42,8 +45,16 @@ def request_feedback(
     if existing is not None:
         state = refresh_draft_state(rejection, config_file)
         logger.info("%s: feedback request already %s; nothing to do", rejection.title, state)
-        return {"state": state, "created": False, "folder": existing.folder}
+        return {"state": state, "created": False, "folder": existing.folder, "problem": None}
     plan = plan_draft(rejection, config_file)
+    if isinstance(plan, Problem):
+        logger.warning("%s: no draft: %s", rejection.title, plan.reason)
+        return {
+            "state": "needs_attention",
+            "created": False,
+            "folder": None,
+            "problem": plan.reason,
+        }
     ref = save_draft(plan, config_file)
     record_request(plan, ref, config_file)
     folder = ref.folder if ref else None
@@ -53,13 +64,13 @@ def request_feedback(
         markdown=_story(rejection, plan, folder),
         description=f"Feedback request for {rejection.title}",
     )
-    return {"state": plan.state, "created": True, "folder": folder}
+    return {"state": plan.state, "created": True, "folder": folder, "problem": None}
 
 
 def _story(rejection: Rejection, plan: DraftPlan, folder: str | None) -> str:
     reasons = rejection.payload.get("reasons") or []
     why = "\n".join(f"  - “{r['phrase']}” ({r['rule']})" for r in reasons[:5]) or "  - (none kept)"
-    to = str(plan.to) if plan.to else "nobody yet: **needs a recipient** (no person found)"
+    to = str(plan.to) if plan.to else f"nobody yet: **needs a recipient** ({plan.note})"
     sender = rejection.message.from_
     confidence = float(rejection.payload.get("confidence") or 0)
     lines = [

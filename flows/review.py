@@ -61,7 +61,7 @@ def review_rejection(
     event_id: int, config_file: str | None = None, title: str | None = None
 ) -> str:
     """Wait for the person's answer (in the UI, or `onward review`), then act on it."""
-    from onward.flows.watch_inbox import react
+    from onward.flows.watch_inbox import react_to_confirmed
 
     state = current_state(event_id, config_file)
     if state == "waiting":
@@ -74,6 +74,6 @@ def review_rejection(
         if answer is not None:
             state = record_answer(event_id, answer, config_file)
     if state == "confirmed":
-        react(event_id, title or f"rejection {event_id}", "worker", config_file)
+        react_to_confirmed(event_id, title or f"rejection {event_id}", "worker", config_file)
     get_run_logger().info("review of %s: %s", title or event_id, state)
     return str(state)

@@ -4,7 +4,7 @@ rejection it found (or that a crash left unstarted)."""
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -20,7 +20,8 @@ from onward.tasks.mail.actions import (
 )
 from onward.tasks.mail.sync import SyncReport
 from onward.tasks.plan.actions import find_feedback_answers
-from onward.tasks.reactions import mark_reactions_started
+from onward.tasks.reactions import mark_reactions_started, record_reaction_failure
+from onward.tasks.runtime import explain_failure
 
 REQUEST_FEEDBACK = "request_feedback/request-feedback"
 COOLDOWN = "cooldown/cooldown"
@@ -52,14 +53,12 @@ def watch_inbox(
     reactions to each rejection (see ``ReactionMode``). ``ask_in_ui``: borderline ones get a
     question in the Prefect UI (where deployments are served: `onward run`, work pools)."""
     report = sync_mailbox(mailbox, since, config_file)
-    summary = describe(report)
-    get_run_logger().info(summary)
     if reactions != "none":
         for item in pending_rejection_events(report.mailbox, config_file):
-            announce_rejection(item)
-            start_reactions(item, reactions, config_file)
-            mark_reactions_started(item["event_id"], config_file)
-    if reactions != "none":
+            if react(item, reactions, config_file):
+                mark_reactions_started(item["event_id"], config_file)
+            else:
+                report.attention += 1
         answers = find_feedback_answers(report.mailbox, config_file)
         for answer in answers:
             announce_feedback(answer)
@@ -72,6 +71,8 @@ def watch_inbox(
         # Borderline rejections: a suspended run per question, a form in the Prefect UI.
         for event_id, title in unasked_reviews(report.mailbox, config_file):
             ask_in_the_ui(event_id, title, config_file)
+    summary = describe(report)
+    get_run_logger().info(summary)
     if report.recorded or report.malformed or report.uidvalidity_changed:
         create_markdown_artifact(
             key="watch-inbox-summary",
@@ -81,46 +82,105 @@ def watch_inbox(
     return report
 
 
+def react(item: PendingRejection, mode: ReactionMode, config_file: str | None) -> bool:
+    """Announce one rejection and start its reactions, each isolated from the others: a
+    failure is recorded on this rejection (retried later or given up, with a reason a
+    person can act on) and the pass goes on. True when every reaction started."""
+    if item["problem"]:
+        record_reaction_failure(item["event_id"], item["problem"], False, config_file)
+        return False
+    try:
+        announce_rejection(item)
+    except Exception as exc:  # visibility only: the app database is the record
+        get_run_logger().warning("%s: event not emitted (%s)", item["title"], exc)
+    failures = start_reactions(item, mode, config_file)
+    if not failures:
+        return True
+    reasons = "; ".join(reason for reason, _ in failures)
+    retry_later = all(transient for _, transient in failures)
+    outcome = record_reaction_failure(item["event_id"], reasons, retry_later, config_file)
+    when = "tried again later" if outcome == "retry" else "needs your attention"
+    get_run_logger().warning("%s: %s (%s)", item["title"], reasons, when)
+    return False
+
+
+# An event's payload is capped (Prefect refuses events over its size limit); the app
+# database keeps the whole record.
+EVENT_TEXT_LIMIT = 300
+
+
+def _capped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[:EVENT_TEXT_LIMIT]
+    if isinstance(value, list | tuple):
+        return [_capped(v) for v in value[:10]]
+    if isinstance(value, dict):
+        return {str(k)[:60]: _capped(v) for k, v in list(value.items())[:30]}
+    return value
+
+
 def announce_rejection(item: PendingRejection) -> None:
     """``onward.rejection.detected`` for the UI and automations; the id is deterministic."""
     natural = item["natural_key"]
-    payload = {k: v for k, v in item["payload"].items() if k != "reasons"}
+    payload = _capped({k: v for k, v in item["payload"].items() if k != "reasons"})
     emit_event(
         event="onward.rejection.detected",
         resource={
             "prefect.resource.id": f"onward.rejection.{uuid.uuid5(uuid.NAMESPACE_URL, natural)}",
-            "prefect.resource.name": item["title"],
+            "prefect.resource.name": item["title"][:EVENT_TEXT_LIMIT],
         },
         payload=payload,
         id=uuid.uuid5(uuid.NAMESPACE_URL, f"onward/rejection.detected/{natural}"),
     )
 
 
-def start_reactions(item: PendingRejection, mode: ReactionMode, config_file: str | None) -> None:
-    """The draft and the cooldown for one rejection, the way ``mode`` says."""
+def start_reactions(
+    item: PendingRejection, mode: ReactionMode, config_file: str | None
+) -> list[tuple[str, bool]]:
+    """The draft and the cooldown for one rejection, the way ``mode`` says; each runs even
+    when the other fails. Returns the failures as (reason, worth retrying later)."""
     from onward.flows.cooldown import cooldown
     from onward.flows.request_feedback import request_feedback
 
     event_id, title = item["event_id"], item["title"]
+    failures: list[tuple[str, bool]] = []
     if mode == "deployments":
         from prefect.deployments import run_deployment
 
         natural = uuid.uuid5(uuid.NAMESPACE_URL, item["natural_key"])
         params = {"event_id": event_id, "config_file": config_file, "title": title}
         for name, deployment in (("feedback", REQUEST_FEEDBACK), ("cooldown", COOLDOWN)):
-            run_deployment(
-                deployment,
-                parameters=params,
-                idempotency_key=f"onward-{name}-{natural}",
-                timeout=0,
-                as_subflow=False,
-                tags=["onward", "rejection"],
-            )
+            try:
+                run_deployment(
+                    deployment,
+                    parameters=params,
+                    idempotency_key=f"onward-{name}-{natural}",
+                    timeout=0,
+                    as_subflow=False,
+                    tags=["onward", "rejection"],
+                )
+            except Exception as exc:
+                failures.append(_failure(f"starting the {name} run", exc))
+        return failures
+    try:
+        outcome = request_feedback(event_id=event_id, config_file=config_file, title=title)
+    except Exception as exc:
+        failures.append(_failure("the feedback request", exc))
     else:
-        request_feedback(event_id=event_id, config_file=config_file, title=title)
+        if outcome["problem"]:
+            failures.append((f"no feedback request drafted: {outcome['problem']}", False))
+    try:
         cooldown(
             event_id=event_id, config_file=config_file, title=title, schedule_end=mode == "worker"
         )
+    except Exception as exc:
+        failures.append(_failure("the cooldown", exc))
+    return failures
+
+
+def _failure(what: str, exc: BaseException) -> tuple[str, bool]:
+    reason, retry_later = explain_failure(exc)
+    return f"{what} failed: {reason}", retry_later
 
 
 def announce_feedback(answer: Answered) -> None:
@@ -137,16 +197,22 @@ def announce_feedback(answer: Answered) -> None:
     )
 
 
-def react(event_id: int, title: str, mode: ReactionMode, config_file: str | None) -> None:
-    """The reactions to one rejection the person confirmed (see `onward review`)."""
+def react_to_confirmed(
+    event_id: int, title: str, mode: ReactionMode, config_file: str | None
+) -> bool:
+    """The reactions to one rejection the person confirmed (see `onward review`), exactly
+    as for one detected with certainty."""
     item: PendingRejection = {
         "event_id": event_id,
         "title": title,
         "natural_key": f"event-{event_id}",
         "payload": {},
+        "problem": None,
     }
-    start_reactions(item, mode, config_file)
-    mark_reactions_started(event_id, config_file)
+    if react(item, mode, config_file):
+        mark_reactions_started(event_id, config_file)
+        return True
+    return False
 
 
 REVIEW_REJECTION = "review_rejection/review-rejection"
@@ -181,6 +247,8 @@ def describe(report: SyncReport) -> str:
         parts.append(f"{report.malformed} malformed (recorded and skipped)")
     if report.failed:
         parts.append(f"{report.failed} failed in the message step")
+    if report.attention:
+        parts.append(f"{report.attention} rejection(s) need attention (see onward drafts)")
     if report.first_run and not report.seen:
         parts.append("first run: watching from now on (use --since DATE to backfill)")
     if report.uidvalidity_changed:

@@ -6,8 +6,10 @@ import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from onward.tasks.races import RACES, log
 from onward.tasks.rejections import Rejection
 from onward.tasks.store import Cooldown, utcnow
 
@@ -18,9 +20,7 @@ def record_cooldown(
     session: Session, rejection: Rejection, days: int, *, now: datetime | None = None
 ) -> Cooldown:
     """The cooldown for ``rejection``, created once: ``days`` whole days from today."""
-    existing = session.scalars(
-        select(Cooldown).where(Cooldown.ledger_id == rejection.ledger_id)
-    ).first()
+    existing = existing_cooldown(session, rejection.ledger_id)
     if existing is not None:
         return existing
     start = now or utcnow()
@@ -32,6 +32,18 @@ def record_cooldown(
         ends_at=start + timedelta(days=days),
         calendar_uid=f"cooldown-{hashlib.sha1(rejection.marker.encode()).hexdigest()[:16]}@onward",
     )
-    session.add(cooldown)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(cooldown)
+    except IntegrityError:
+        # Another worker recorded it first: the expected outcome of a race, not an error.
+        log.info("%s: cooldown already recorded by another worker", rejection.title)
+        RACES["cooldowns"] += 1
+        return session.scalars(
+            select(Cooldown).where(Cooldown.ledger_id == rejection.ledger_id)
+        ).one()
     return cooldown
+
+
+def existing_cooldown(session: Session, ledger_id: int) -> Cooldown | None:
+    return session.scalars(select(Cooldown).where(Cooldown.ledger_id == ledger_id)).first()

@@ -10,11 +10,14 @@ __all__ = [
     "MailboxAuthError",
     "MailboxConnectError",
     "MailboxError",
+    "MailboxFolderError",
     "MailboxTLSError",
+    "MailboxUnreachableError",
     "MalformedMessageError",
     "OnwardError",
     "TransientError",
     "TransientMailboxError",
+    "unreachable",
 ]
 
 
@@ -27,7 +30,16 @@ class MailboxAuthError(MailboxError):
 
 
 class MailboxConnectError(MailboxError):
-    """The server could not be reached (DNS, refused, timeout)."""
+    """The server could not be reached (DNS, refused, timeout). ``unreachable`` names the
+    server and the reason when it was refused or timed out (not a wrong host name)."""
+
+    def __init__(self, message: str, *, unreachable: str | None = None) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class MailboxFolderError(MailboxError):
+    """The folder to watch does not exist (or is not a Maildir): fix --folder or the path."""
 
 
 class MailboxTLSError(MailboxError):
@@ -40,6 +52,21 @@ class TransientError(OnwardError):
 
 class TransientMailboxError(MailboxError, TransientError):
     """A dropped connection or a server hiccup: retrying later is expected to work."""
+
+
+class MailboxUnreachableError(TransientMailboxError):
+    """A server that worked before does not answer now: onward tries again later."""
+
+
+def unreachable(exc: MailboxConnectError) -> MailboxError:
+    """``exc`` as it reads once the mailbox is connected: a server that is down is not a
+    wrong --host or --port."""
+    if exc.unreachable is None:
+        return exc
+    return MailboxUnreachableError(
+        f"the mail server {exc.unreachable} is unreachable; onward will retry: run"
+        " `onward sync --once` again later, or leave `onward run` running"
+    )
 
 
 class MalformedMessageError(OnwardError):

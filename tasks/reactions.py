@@ -49,6 +49,22 @@ def mark_reactions_started(event_id: int, config_file: str | None) -> None:
         rejections.mark_started(session, event_id)
 
 
+@task(
+    name="record reaction failure",
+    task_run_name="record that {event_id} failed",
+    retries=3,
+    retry_delay_seconds=DB_RETRY_DELAYS,
+    retry_condition_fn=transient,
+    cache_policy=NO_CACHE,
+)
+def record_reaction_failure(
+    event_id: int, reason: str, retry_later: bool, config_file: str | None
+) -> str:
+    """Record the failure on the rejection: "retry" (tried again later) or "failed"."""
+    with app_store(config_file) as (_settings, store), store.unit_of_work() as session:
+        return rejections.record_failure(session, event_id, reason, transient=retry_later)
+
+
 @dataclass(frozen=True)
 class CooldownInfo:
     """A recorded cooldown: which, until when, and its scheduled end run if any."""

@@ -1,6 +1,7 @@
 """A recorded rejection, loaded with what every reaction to it needs."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -62,6 +63,99 @@ def mark_started(session: Session, event_id: int) -> None:
     event = session.get(DomainEvent, event_id)
     if event is not None and event.handled_at is None:
         event.handled_at = utcnow()
+        event.retry_at = None
+
+
+# A reaction that failed for a passing reason (the server down, the database locked) is
+# tried again later, less often each time, and given up after GIVE_UP_AFTER attempts; one
+# that failed on its input or the configuration is given up at once: repeating it would
+# fail the same way. Given up means visible (`onward drafts`, `onward status`) until the
+# person fixes it and runs `onward drafts --retry`.
+RETRY_DELAYS = (
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+)
+GIVE_UP_AFTER = len(RETRY_DELAYS) + 1
+
+
+def record_failure(
+    session: Session, event_id: int, reason: str, *, transient: bool, now: datetime | None = None
+) -> str:
+    """Record a failed attempt at the reactions to ``event_id``: "retry" or "failed"."""
+    event = session.get_one(DomainEvent, event_id)
+    now = now or utcnow()
+    event.attempts = (event.attempts or 0) + 1
+    event.last_error = reason[:2000]
+    if transient and event.attempts < GIVE_UP_AFTER:
+        event.retry_at = now + RETRY_DELAYS[event.attempts - 1]
+        return "retry"
+    event.retry_at = None
+    event.failed_at = now
+    return "failed"
+
+
+def retry_failed(session: Session, mailbox_id: int) -> int:
+    """Make the rejections onward gave up on pending again (after the person fixed the
+    cause); returns how many."""
+    events = session.scalars(
+        select(DomainEvent).where(
+            DomainEvent.mailbox_id == mailbox_id,
+            DomainEvent.kind == REJECTION_DETECTED,
+            DomainEvent.handled_at.is_(None),
+            or_(DomainEvent.failed_at.is_not(None), DomainEvent.retry_at.is_not(None)),
+        )
+    ).all()
+    for event in events:
+        event.failed_at = event.retry_at = None
+        event.attempts = 0
+    return len(events)
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A rejection whose reactions failed: what `onward drafts` and `status` show."""
+
+    title: str
+    company: str | None
+    role: str | None
+    state: str  # "retrying" or "needs_attention"
+    reason: str
+    attempts: int
+    retry_at: datetime | None
+    created_at: datetime
+
+
+def needing_attention(session: Session, mailbox_id: int) -> list[Attention]:
+    """Rejections whose reactions failed (given up, or waiting for another try)."""
+    events = session.scalars(
+        select(DomainEvent)
+        .where(
+            DomainEvent.mailbox_id == mailbox_id,
+            DomainEvent.kind == REJECTION_DETECTED,
+            DomainEvent.handled_at.is_(None),
+            DomainEvent.last_error.is_not(None),
+        )
+        .order_by(DomainEvent.id)
+    ).all()
+    out = []
+    for event in events:
+        payload = event.payload or {}
+        company, role = payload.get("company"), payload.get("role")
+        out.append(
+            Attention(
+                title=application_title(company, role),
+                company=company,
+                role=role,
+                state="needs_attention" if event.failed_at else "retrying",
+                reason=event.last_error or "",
+                attempts=event.attempts or 0,
+                retry_at=event.retry_at,
+                created_at=event.created_at,
+            )
+        )
+    return out
 
 
 def load_rejection(session: Session, event_id: int, settings: Settings) -> Rejection:

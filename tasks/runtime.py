@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onward.config.settings import Settings, load_settings
-from onward.tasks.errors import MailboxConnectError, TransientError
+from onward.tasks.errors import (
+    MailboxConnectError,
+    MailboxUnreachableError,
+    OnwardError,
+    TransientError,
+)
 from onward.tasks.store import Store
 
 if TYPE_CHECKING:
@@ -35,8 +40,28 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
 
     try:
         state.result()
+    except MailboxUnreachableError:
+        return False  # a server that is down: the next pass tries again, not this one
     except (TransientError, MailboxConnectError, OperationalError):
         return True
     except Exception:
         return False
     return False
+
+
+def explain_failure(exc: BaseException) -> tuple[str, bool]:
+    """(a sentence for the person, whether a later retry may succeed) for a failed reaction."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, TransientError | MailboxConnectError):
+        return str(exc), True
+    if isinstance(exc, OperationalError):
+        return f"the database was unavailable ({type(exc.orig).__name__})", True
+    if isinstance(exc, OnwardError):
+        return str(exc), False
+    text = " ".join(str(exc).split())[:300]
+    return (
+        f"onward failed on this rejection ({type(exc).__name__}: {text}); please report it"
+        " with `onward status --json`, then `onward drafts --retry` tries again",
+        False,
+    )

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from onward.config.settings import Settings
-from onward.tasks.rejections import application_title
+from onward.tasks.rejections import application_title, needing_attention
 from onward.tasks.store import (
     CalDavAccount,
     Cooldown,
@@ -59,6 +59,9 @@ class Status:
     labels: dict[str, int] = field(default_factory=dict)
     drafts_to_review: int = 0
     drafts_needing_recipient: int = 0
+    # "title: reason" of each rejection onward gave up on, and how many wait for a retry.
+    needs_attention: list[str] = field(default_factory=list)
+    retrying: int = 0
     cooldowns: list[CooldownRow] = field(default_factory=list)
     calendar_file: str | None = None
     calendar_feed: str | None = None
@@ -136,6 +139,11 @@ def gather_status(settings: Settings, mailbox: str | None = None) -> Status:
         )
         status.drafts_to_review = by_state.get("drafted", 0)
         status.drafts_needing_recipient = by_state.get("needs_recipient", 0)
+        for item in needing_attention(session, row.id):
+            if item.state == "needs_attention":
+                status.needs_attention.append(f"{item.title}: {item.reason}")
+            else:
+                status.retrying += 1
         running = session.execute(
             select(Cooldown, LedgerEntry)
             .join(LedgerEntry, LedgerEntry.id == Cooldown.ledger_id)

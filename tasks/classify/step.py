@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from onward.tasks.mail.accounts import Account
 
 
+# The event payload is stored as JSON and emitted to Prefect: text from mail is capped here.
+PAYLOAD_TEXT = 500
+MAX_RECIPIENTS = 20
+
+
+def _bounded(value: str | None) -> str | None:
+    return value[:PAYLOAD_TEXT] if value else value
+
+
 @lru_cache(maxsize=4)
 def _rules(rules_file: str | None) -> Rules:
     return load_rules(Path(rules_file) if rules_file else None)
@@ -77,12 +86,24 @@ def rejection_payload(message: Message, verdict: Verdict) -> dict[str, Any]:
     return {
         "message_id": message.message_id,
         "key": message.key,
-        "subject": message.subject,
-        "reply_to": [{"name": a.name, "addr": a.addr} for a in message.reply_to],
-        "company": verdict.company,
-        "role": verdict.role,
-        "contact_name": verdict.contact_name,
-        "contact_addr": verdict.contact_addr,
+        "subject": message.subject[:PAYLOAD_TEXT],
+        "reply_to": [
+            {"name": a.name[:PAYLOAD_TEXT], "addr": a.addr}
+            for a in message.reply_to[:5]
+            if len(a.addr) <= PAYLOAD_TEXT  # a longer one is nobody to reply to
+        ],
+        # Where it was delivered, first the most precise: the person's address on this channel.
+        "recipients": list(
+            dict.fromkeys(
+                a.addr
+                for a in (*message.delivered_to, *message.to, *message.cc)[:MAX_RECIPIENTS]
+                if len(a.addr) <= PAYLOAD_TEXT
+            )
+        ),
+        "company": _bounded(verdict.company),
+        "role": _bounded(verdict.role),
+        "contact_name": _bounded(verdict.contact_name),
+        "contact_addr": _bounded(verdict.contact_addr),
         "sender_kind": verdict.sender_kind,
         "confidence": verdict.confidence,
         "stage": verdict.stage,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from onward.tasks.errors import OnwardError
 from onward.tasks.feedback import request as requests
 from onward.tasks.feedback.request import DraftPlan
 from onward.tasks.mail.drafts import DraftRef
@@ -16,6 +17,13 @@ from onward.tasks.runtime import app_store, transient
 from onward.tasks.store import Mailbox
 
 RETRY_DELAYS = [2.0, 10.0, 30.0]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why no draft could be planned, in words that say what to do."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,15 @@ def find_request(rejection: Rejection, config_file: str | None) -> ExistingReque
     task_run_name="write the draft for {rejection.title}",
     cache_policy=NO_CACHE,
 )
-def plan_draft(rejection: Rejection, config_file: str | None) -> DraftPlan:
-    """Render the template and build the threaded reply; nothing is written yet."""
+def plan_draft(rejection: Rejection, config_file: str | None) -> DraftPlan | Problem:
+    """Render the template and build the threaded reply; nothing is written yet. A problem
+    the person must fix (no address to write from, a broken template) is returned, not
+    raised: it is recorded on the rejection, and the pass goes on."""
     with app_store(config_file) as (settings, _store):
-        return requests.plan_feedback_request(rejection, settings)
+        try:
+            return requests.plan_feedback_request(rejection, settings)
+        except OnwardError as exc:
+            return Problem(str(exc))
 
 
 @task(

@@ -15,7 +15,6 @@ import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from functools import lru_cache
 from importlib import resources
@@ -26,6 +25,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from onward.tasks.errors import ConfigError
+from onward.tasks.feedback.addressing import header_address
 from onward.tasks.mail.addresses import FREEMAIL_DOMAINS, is_no_reply, registered_domain
 from onward.tasks.mail.message import Address, Message
 
@@ -49,7 +49,6 @@ _REPLY_PREFIX = re.compile(
     r"(?:re|aw|sv|vs|antw|antwort|odp)\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*:\s*", re.IGNORECASE
 )
 
-_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # A message id we are willing to copy into a header verbatim: printable ASCII, one <...>.
@@ -250,14 +249,6 @@ def reply_subject(subject: str) -> str:
     return f"Re: {rest}"
 
 
-def _header_address(address: Address) -> HeaderAddress:
-    """An email.headerregistry.Address from parsed parts; ValueError when the address is bad."""
-    local, at, domain = address.addr.strip().rpartition("@")
-    if not at or not _DOT_ATOM.fullmatch(local) or len(local) > 64:
-        raise ValueError(f"invalid email address local part: {address.addr!r}")
-    return HeaderAddress(clean_text(address.name, _NAME_LIMIT), local, _valid_domain(domain))
-
-
 def _valid_domain(domain: str) -> str:
     domain = domain.rstrip(".")
     if domain and not domain.isascii():
@@ -301,15 +292,18 @@ def build_reply(
 
     ``to`` None leaves out the To header (the person picks a recipient in their client).
     ``marker`` goes in X-Onward-Feedback-For, the key Drafts are searched by before APPEND.
-    Raises ValueError for an address that cannot be written safely.
+    Raises ``UnwritableAddressError`` (a ValueError) for an address that cannot be written.
     """
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = _header_address(from_)
+    msg.set_raw("From", header_address(from_, clean_text))
     if to is not None:
-        msg["To"] = _header_address(to)
+        msg.set_raw("To", header_address(to, clean_text))
     msg["Subject"] = reply_subject(original.subject)
     msg["Date"] = email.utils.format_datetime(date or datetime.now(UTC))
-    domain = _valid_domain(message_id_domain or from_.addr.rpartition("@")[2])
+    try:
+        domain = _valid_domain(message_id_domain or from_.addr.rpartition("@")[2])
+    except ValueError:  # a domain literal or an odd name: the id only needs to be unique
+        domain = "onward.invalid"
     msg.set_raw("Message-ID", email.utils.make_msgid(domain=domain))
 
     parent = _msgid(original.message_id)

@@ -11,10 +11,12 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onward.config.settings import Settings
 from onward.tasks.errors import ConfigError
+from onward.tasks.feedback.addressing import choose_from, unwritable_reason, writable
 from onward.tasks.feedback.replies import (
     ReplyContext,
     build_reply,
@@ -25,7 +27,8 @@ from onward.tasks.mail.accounts import Account
 from onward.tasks.mail.drafts import DraftRef, DraftStore, ImapDrafts, MaildirDrafts
 from onward.tasks.mail.message import Address
 from onward.tasks.mail.message_ids import message_id_from_header
-from onward.tasks.rejections import Rejection
+from onward.tasks.races import RACES, log
+from onward.tasks.rejections import Rejection, needing_attention, retry_failed
 from onward.tasks.secrets import load_secret
 from onward.tasks.store import (
     FeedbackRequest,
@@ -42,19 +45,26 @@ class DraftPlan:
     raw: bytes
     to: Address | None
     body: str
+    # Why there is no To, in words a person can act on (None when addressed).
+    note: str | None = None
 
     @property
     def state(self) -> str:
         return "drafted" if self.to is not None else "needs_recipient"
 
 
+NO_RECIPIENT = "no person to write to was found: add a recipient"
+
+
 def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan:
     user_addresses = {a.lower() for a in settings.user.addresses}
-    own = rejection.account.address or (
-        rejection.account.imap.username if rejection.account.imap else None
+    username = rejection.account.imap.username if rejection.account.imap else None
+    account_address = rejection.account.address or (
+        username if username and "@" in username.strip("@") else None
     )
-    if own:
-        user_addresses.add(own.lower())
+    if account_address:
+        user_addresses.add(account_address.lower())
+    own = choose_from(rejection.payload.get("recipients") or (), account_address, user_addresses)
     to = choose_recipient(
         rejection.message,
         rejection.payload.get("sender_kind") or "unknown",
@@ -62,6 +72,10 @@ def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan
         rejection.earlier,
         user_addresses,
     )
+    note = None if to is not None else NO_RECIPIENT
+    if to is not None and not writable(to):
+        note = f"{unwritable_reason(to)}: put the recipient in the draft yourself"
+        to = None
     contact = rejection.payload.get("contact_name")
     if to is not None and to.addr != rejection.payload.get("contact_addr"):
         contact = to.name or None  # writing to someone else than the sender: greet them
@@ -76,10 +90,10 @@ def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan
         ),
         template_dirs=[settings.templates_dir] if settings.templates_dir.is_dir() else [],
     )
-    if not own:
+    if not own or not writable(Address("", own)):
         raise ConfigError(
             f"mailbox {rejection.account.name!r} has no address to write from; "
-            "run `onward connect --address you@example.org`"
+            "run `onward connect --address you@example.org` (or set [user] addresses)"
         )
     raw = build_reply(
         rejection.message,
@@ -88,7 +102,7 @@ def plan_feedback_request(rejection: Rejection, settings: Settings) -> DraftPlan
         to=to,
         marker=rejection.marker,
     )
-    return DraftPlan(rejection=rejection, raw=raw, to=to, body=body)
+    return DraftPlan(rejection=rejection, raw=raw, to=to, body=body, note=note)
 
 
 def open_draft_store(account: Account, settings: Settings, folder: str | None) -> DraftStore:
@@ -140,18 +154,33 @@ def record_request(
         request = FeedbackRequest(
             mailbox_id=rejection.mailbox_id, ledger_id=rejection.ledger_id, marker=rejection.marker
         )
-        session.add(request)
-    request.company, request.role = rejection.company, rejection.role
+        _fill(request, plan, state, ref)
+        try:
+            with session.begin_nested():
+                session.add(request)
+            return request
+        except IntegrityError:
+            # Another worker recorded it first: the expected outcome of a race, not an error.
+            log.info("%s: feedback request already recorded by another worker", rejection.title)
+            RACES["feedback_requests"] += 1
+            request = session.scalars(
+                select(FeedbackRequest).where(FeedbackRequest.ledger_id == rejection.ledger_id)
+            ).one()
+    _fill(request, plan, state, ref)
+    session.flush()
+    return request
+
+
+def _fill(request: FeedbackRequest, plan: DraftPlan, state: str, ref: DraftRef | None) -> None:
+    request.company, request.role = plan.rejection.company, plan.rejection.role
     request.to_addr = plan.to.addr if plan.to else None
     request.to_name = plan.to.name if plan.to else None
     request.state = state
     request.folder = ref.folder if ref else None
     request.draft_uid = ref.uid if ref else None
-    request.note = None if plan.to else "no person to write to was found: add a recipient"
+    request.note = plan.note
     request.draft_message_id = message_id_from_header(plan.raw.split(b"\r\n\r\n", 1)[0])
     request.updated_at = utcnow()
-    session.flush()
-    return request
 
 
 @dataclass(frozen=True)
@@ -201,7 +230,8 @@ def refresh_requests(settings: Settings, mailbox: str | None) -> int:
 
 
 def list_requests(settings: Settings, mailbox: str | None) -> list[DraftRow]:
-    """The feedback requests of ``mailbox``, oldest first."""
+    """The feedback requests of ``mailbox``, oldest first, then the rejections whose
+    reactions failed ("needs_attention", "retrying") with what to do in ``note``."""
     from onward.tasks.store import Store, get_mailbox
 
     with Store.open(settings.database_url) as store, store.unit_of_work() as session:
@@ -213,7 +243,7 @@ def list_requests(settings: Settings, mailbox: str | None) -> list[DraftRow]:
             .where(FeedbackRequest.mailbox_id == row.id)
             .order_by(FeedbackRequest.created_at)
         ).all()
-        return [
+        rows = [
             DraftRow(
                 company=r.company,
                 role=r.role,
@@ -225,3 +255,26 @@ def list_requests(settings: Settings, mailbox: str | None) -> list[DraftRow]:
             )
             for r in requests
         ]
+        for item in needing_attention(session, row.id):
+            when = f"; onward tries again {item.retry_at:%d %b %H:%M} UTC" if item.retry_at else ""
+            rows.append(
+                DraftRow(
+                    company=item.company,
+                    role=item.role,
+                    to=None,
+                    state=item.state,
+                    folder=None,
+                    note=f"{item.reason} (attempt {item.attempts}{when})",
+                    created_at=item.created_at,
+                )
+            )
+        return rows
+
+
+def retry_given_up(settings: Settings, mailbox: str | None) -> int:
+    """`onward drafts --retry`: try the reactions onward gave up on again."""
+    from onward.tasks.store import Store, get_mailbox
+
+    with Store.open(settings.database_url) as store, store.unit_of_work() as session:
+        row = get_mailbox(session, mailbox)
+        return retry_failed(session, row.id) if row is not None else 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -10,12 +11,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from onward.tasks.classify.step import message_step
-from onward.tasks.errors import MailboxError
+from onward.tasks.errors import MailboxConnectError, MailboxError, OnwardError, unreachable
 from onward.tasks.mail.accounts import Account, open_backend
 from onward.tasks.mail.sync import MailboxNotConnectedError, SyncReport, sync_once
 from onward.tasks.rejections import load_rejection
 from onward.tasks.runtime import app_store, transient
 from onward.tasks.store import get_mailbox, pending_rejections
+
+
+@contextmanager
+def reachable() -> Iterator[None]:
+    """A server that is down while syncing is unreachable, not a wrong --host or --port."""
+    try:
+        yield
+    except MailboxConnectError as exc:
+        raise unreachable(exc) from exc
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -44,7 +54,7 @@ def sync_mailbox(mailbox: str | None, since: str | None, config_file: str | None
                 )
             account = Account.from_row(row, settings)
         try:
-            with closing(open_backend(account, settings)) as backend:
+            with closing(open_backend(account, settings)) as backend, reachable():
                 return sync_once(
                     store,
                     account.name,
@@ -69,6 +79,8 @@ class PendingRejection(TypedDict):
     title: str
     natural_key: str
     payload: dict[str, Any]
+    # Set when the rejection could not even be loaded: recorded on it, nothing started.
+    problem: str | None
 
 
 @task(
@@ -87,13 +99,27 @@ def pending_rejection_events(mailbox: str, config_file: str | None) -> list[Pend
             return []
         out: list[PendingRejection] = []
         for event_id in pending_rejections(session, row.id):
-            rejection = load_rejection(session, event_id, settings)
+            try:
+                with session.begin_nested():
+                    rejection = load_rejection(session, event_id, settings)
+            except OnwardError as exc:  # this one cannot be loaded: the others still go
+                out.append(
+                    {
+                        "event_id": event_id,
+                        "title": f"event {event_id}",
+                        "natural_key": f"{row.name}|event-{event_id}",
+                        "payload": {},
+                        "problem": str(exc),
+                    }
+                )
+                continue
             out.append(
                 {
                     "event_id": event_id,
                     "title": rejection.title,
                     "natural_key": f"{row.name}|{rejection.message.key}",
                     "payload": rejection.payload,
+                    "problem": None,
                 }
             )
         return out

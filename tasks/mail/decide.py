@@ -60,7 +60,7 @@ def decide_batch(
     duplicates = 0
     events: list[tuple[str, str, dict[str, Any]]] = []
     for item in fetched:
-        row = parse_row(item)
+        row = parse_row(item, uidvalidity)
         if row["status"] == "recorded" and handler is not None and "message" in row:
             try:
                 result = handler(row["message"])
@@ -80,7 +80,14 @@ def decide_batch(
     return list(rows.values()), events, duplicates
 
 
-def parse_row(item: Fetched) -> dict[str, Any]:
+# What the ledger's String(n) columns hold; anything longer from mail is cut or left out
+# here, at the edge, the same way on SQLite and PostgreSQL.
+MAX_ADDRESS = 320
+MAX_TEXT = 2000
+MAX_REFERENCES = 20
+
+
+def parse_row(item: Fetched, uidvalidity: int = 0) -> dict[str, Any]:
     try:
         message = parse_message(item.raw)
     except MalformedMessageError as exc:
@@ -89,23 +96,34 @@ def parse_row(item: Fetched) -> dict[str, Any]:
         log.exception("parsing UID %s failed", item.uid)
         reason = f"parser error: {exc!r}"
     else:
+        sender = message.from_
+        # An address longer than any mail server delivers to is no one to reply to.
+        usable = sender is not None and len(sender.addr) <= MAX_ADDRESS
         return {
             "message": message,
             "key": message.key,
             "message_id": message.message_id,
             "status": "recorded",
             "error": None,
-            "subject": message.subject[:2000],
-            "from_addr": message.from_.addr if message.from_ else None,
-            "from_name": message.from_.name if message.from_ else None,
+            "subject": message.subject[:MAX_TEXT],
+            "from_addr": sender.addr if sender is not None and usable else None,
+            "from_name": sender.name[:MAX_TEXT] if sender is not None else None,
             "sent_at": message.date,
             "in_reply_to": message.in_reply_to,
-            "references": list(message.references[-20:]),
+            "references": list(message.references[-MAX_REFERENCES:]),
         }
     log.warning("UID %s is malformed and was skipped: %s", item.uid, reason)
-    # Keyed by content, not UID, so a renumbered folder does not record it twice.
     return {
-        "key": "raw:" + hashlib.sha256(item.raw[:8192]).hexdigest(),
+        "key": malformed_key(item, uidvalidity),
         "status": "malformed",
-        "error": reason[:2000],
+        "error": reason[:MAX_TEXT],
     }
+
+
+def malformed_key(item: Fetched, uidvalidity: int) -> str:
+    """The ledger key of a message that could not be parsed: from its own bytes, so a
+    renumbered folder does not record it twice; from its UID when onward holds none of its
+    bytes (an IMAP message without a single header field: only its text was fetchable)."""
+    if not item.raw.strip():
+        return f"uid:{uidvalidity}:{item.uid}"
+    return "raw:" + hashlib.sha256(item.raw[:8192]).hexdigest()

@@ -33,6 +33,7 @@ from onward.tasks.errors import (
     MailboxAuthError,
     MailboxConnectError,
     MailboxError,
+    MailboxFolderError,
     MailboxTLSError,
     TransientMailboxError,
 )
@@ -116,11 +117,13 @@ def connect_client(config: ImapConfig, secret: str) -> IMAPClient:
         raise MailboxConnectError(f"cannot find host {config.host!r}; check --host") from exc
     except TimeoutError as exc:
         raise MailboxConnectError(
-            f"{where} did not answer in time; check --host and --port and your network"
+            f"{where} did not answer in time; check --host and --port and your network",
+            unreachable=f"{where} (no answer in time)",
         ) from exc
     except (ConnectionError, OSError) as exc:
         raise MailboxConnectError(
-            f"cannot connect to {where} ({exc.strerror or exc}); check --host and --port"
+            f"cannot connect to {where} ({exc.strerror or exc}); check --host and --port",
+            unreachable=f"{where} ({exc.strerror or exc})",
         ) from exc
     except IMAPClientError as exc:
         raise MailboxConnectError(f"{where} refused the session ({exc}); check --security") from exc
@@ -184,7 +187,7 @@ class ImapMailbox(Opened):
         except IMAPClientError as exc:
             if isinstance(exc, imaplib.IMAP4.abort):
                 raise TransientMailboxError(str(exc)) from exc
-            raise MailboxError(
+            raise MailboxFolderError(
                 f"cannot open folder {self.config.folder!r} ({exc}); check --folder"
             ) from exc
         except CONNECTION_ERRORS as exc:

@@ -23,6 +23,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Reply-To",
     "To",
     "Cc",
+    "Delivered-To",
     "Subject",
     "In-Reply-To",
     "References",

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from onward.tasks.errors import MailboxError
+from onward.tasks.errors import MailboxFolderError
 from onward.tasks.mail.mailbox import Envelope, Fetched, FolderState, Opened
 
 # Local files are cheap to read, but a message with a large attachment is still not read
 # whole: the text parts come first in practice, and the parser tolerates the cut.
 READ_CAP = 1 << 20
+HEADER_READ = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class MaildirMailbox(Opened):
     def open(self) -> FolderState:
         path = self.folder_path
         if not all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
-            raise MailboxError(
+            raise MailboxFolderError(
                 f"{path} is not a Maildir (it needs cur/, new/ and tmp/); "
                 "check the path given to `onward connect --maildir`"
             )
@@ -113,7 +114,9 @@ class MaildirMailbox(Opened):
                         raw = handle.read(max(READ_CAP, max_text_bytes * 4))
                 except FileNotFoundError:
                     continue
-                if (uid, _header_of(raw)) in wanted:
+                # Compared as the envelope pass read it: a header block longer than that
+                # read (a huge header, a 2 MB subject) must still match, not be skipped.
+                if (uid, _header_of(raw[:HEADER_READ])) in wanted:
                     out.append(Fetched(uid, raw, entry.size))
         return out
 
@@ -215,7 +218,7 @@ def _header_of(raw: bytes) -> bytes:
 def _read_header(path: Path) -> bytes | None:
     try:
         with path.open("rb") as handle:
-            head = handle.read(64 * 1024)
+            head = handle.read(HEADER_READ)
     except FileNotFoundError:
         return None
     return _header_of(head)

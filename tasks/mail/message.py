@@ -36,6 +36,8 @@ class Message:
     reply_to: tuple[Address, ...] = ()
     to: tuple[Address, ...] = ()
     cc: tuple[Address, ...] = ()
+    # Where the mail was delivered (Delivered-To): the person's address on this channel.
+    delivered_to: tuple[Address, ...] = ()
     date: datetime | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()

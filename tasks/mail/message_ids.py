@@ -7,7 +7,12 @@ agree on what a Message-ID is.
 
 from __future__ import annotations
 
+import hashlib
 import re
+
+# Longer ids are stored as a digest of themselves: a header line holds at most 998
+# characters (RFC 5322), and so do the ledger's columns, on SQLite and PostgreSQL alike.
+MAX_MESSAGE_ID = 250
 
 _MSGID_RE = re.compile(r"<([^<>]+)>")
 _BARE_ID_RE = re.compile(r"[^\s<>@]+@[^\s<>@]+")
@@ -21,9 +26,17 @@ def normalise_message_id(value: str | None) -> str | None:
     found = _MSGID_RE.search(value)
     if found:
         inner = "".join(found.group(1).split())
-        return f"<{inner}>" if inner else None
+        return bounded_id(f"<{inner}>") if inner else None
     bare = _BARE_ID_RE.search(value)
-    return f"<{bare.group(0)}>" if bare else None
+    return bounded_id(f"<{bare.group(0)}>") if bare else None
+
+
+def bounded_id(message_id: str) -> str:
+    """``message_id`` itself, or a stable digest of it when it is absurdly long."""
+    if len(message_id) <= MAX_MESSAGE_ID:
+        return message_id
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"<sha256-{digest}@long-id.onward.invalid>"
 
 
 def message_id_list(value: str | None) -> tuple[str, ...]:
@@ -36,7 +49,7 @@ def message_id_list(value: str | None) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for raw_id in ids:
         if raw_id:
-            seen.setdefault(f"<{raw_id}>", None)
+            seen.setdefault(bounded_id(f"<{raw_id}>"), None)
     return tuple(seen)
 
 

@@ -170,6 +170,7 @@ def message_key(
     from_: str | None,
     subject: str | None,
     body_sample: bytes | str = b"",
+    header_block: bytes = b"",
 ) -> str:
     """The ledger key: the normalised Message-ID, else a sha256 of stable raw fields.
 
@@ -186,6 +187,9 @@ def message_key(
         digest.update(_normalise_space(unfold_header(part or "")).encode("utf-8", "replace"))
         digest.update(b"\x00")
     digest.update(body_sample[:_SAMPLE_BYTES].replace(b"\r", b""))
+    if not (date or from_ or subject):
+        # Nothing stable to tell it apart by: its whole header block has to.
+        digest.update(b"\x00" + header_block[: _SAMPLE_BYTES * 8].replace(b"\r", b""))
     return "sha256:" + digest.hexdigest()
 
 
@@ -350,6 +354,9 @@ def parse_message(raw: bytes, *, max_text: int = 65536) -> Message:
         raw = raw[lead.end() :]
     if not raw or _NON_SPACE_RE.search(raw) is None:
         raise MalformedMessageError("empty message")
+    if b"\n" not in raw[: _SAMPLE_BYTES * 8] and b"\r" in raw:
+        # Old Mac line endings (CR only): without this the whole message is one header line.
+        raw = raw.replace(b"\r", b"\r\n")
 
     defects: list[str] = []
     leaves: list[_Leaf] = []
@@ -423,6 +430,7 @@ def parse_message(raw: bytes, *, max_text: int = 65536) -> Message:
         from_=raw_from,
         subject=raw_subject,
         body_sample=raw[body_start : body_start + _SAMPLE_BYTES],
+        header_block=raw[:body_start],
     )
 
     return Message(
@@ -434,6 +442,7 @@ def parse_message(raw: bytes, *, max_text: int = 65536) -> Message:
         reply_to=_addresses(all_headers("reply-to"), "reply-to", defects),
         to=_addresses(all_headers("to"), "to", defects),
         cc=_addresses(all_headers("cc"), "cc", defects),
+        delivered_to=_addresses(all_headers("delivered-to"), "delivered-to", defects),
         date=_parse_date(raw_date, defects),
         in_reply_to=normalise_message_id(in_reply_to_raw),
         references=message_id_list(references_raw),

@@ -61,6 +61,8 @@ class SyncReport:
     already_known: int = 0
     malformed: int = 0
     failed: int = 0
+    # Rejections whose reactions failed in this pass (recorded on them; see onward drafts).
+    attention: int = 0
     labels: dict[str, int] = field(default_factory=dict)
     recorded_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0

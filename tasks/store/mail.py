@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onward.tasks.store.base import Base, UTCDateTime, utcnow
@@ -87,3 +97,9 @@ class DomainEvent(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The suspended Prefect run that asks the same question in the UI, if one was started.
     review_run_id: Mapped[str | None] = mapped_column(String(64))
+    # Reactions that failed: how often, why (for a person), when to try again, and when
+    # onward gave up (then `onward drafts` / `onward status` show it as needing attention).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

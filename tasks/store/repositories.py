@@ -91,11 +91,14 @@ def insert_events(
 
 
 def pending_rejections(session: Session, mailbox_id: int | None = None) -> list[int]:
-    """Rejection events whose reactions were not started yet (a crash, the API down);
-    borderline ones only once the person confirmed them."""
+    """Rejection events whose reactions were not started yet (a crash, the API down), or
+    failed and are due for another try; not those onward gave up on, and borderline ones
+    only once the person confirmed them."""
     query = select(DomainEvent.id).where(
         DomainEvent.kind == REJECTION_DETECTED,
         DomainEvent.handled_at.is_(None),
+        DomainEvent.failed_at.is_(None),
+        or_(DomainEvent.retry_at.is_(None), DomainEvent.retry_at <= utcnow()),
         or_(DomainEvent.review.is_(None), DomainEvent.review == "confirmed"),
     )
     if mailbox_id is not None:

@@ -172,3 +172,11 @@ def test_parallel_decisions_record_the_same(store: Store, maildir: Path) -> None
     report = _sync(store, maildir, batch_size=4, parallel_threshold=1)
     assert (report.recorded, report.malformed) == (9, 1)
     assert len(_ledger_keys(store)) == 10
+
+
+def test_a_header_longer_than_the_envelope_read_is_not_skipped(store: Store, maildir: Path) -> None:
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)
+    deliver_to_maildir(maildir, make_mail(1, subject="S" * 2_000_000))
+    deliver_to_maildir(maildir, make_mail(2, subject="x " * 100_000))
+    assert _sync(store, maildir).recorded == 2

@@ -485,9 +485,9 @@ def test_a_deleted_or_sent_draft_is_not_recreated(onward: Onward) -> None:
     before = onward.folder_flags()
 
     result = request_feedback(event_id=onward.event_id(deleted_id))
-    assert result == {"state": "discarded", "created": False, "folder": "Drafts"}
+    assert result == {"state": "discarded", "created": False, "folder": "Drafts", "problem": None}
     result = request_feedback(event_id=onward.event_id(sent_id))
-    assert result == {"state": "sent", "created": False, "folder": "Drafts"}
+    assert result == {"state": "sent", "created": False, "folder": "Drafts", "problem": None}
 
     assert onward.drafts() == []
     assert onward.request_for(deleted_id).state == "discarded"

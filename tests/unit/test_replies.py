@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from onward.tasks.errors import ConfigError
+from onward.tasks.feedback.addressing import UnwritableAddressError
 from onward.tasks.feedback.replies import (
     FEEDBACK_TEMPLATE,
     ReplyContext,
@@ -331,14 +332,39 @@ def test_hostile_inputs_cannot_inject_headers() -> None:
         "eve",
         "@example.com",
         "eve@",
-        '"eve"@example.com',
+        "renée@example.com",
+        "eve@exa\x00mple.com",
+        "eve@ex[ample.com",
     ],
 )
-def test_invalid_address_raises(addr: str) -> None:
-    with pytest.raises(ValueError, match="invalid email"):
+def test_unwritable_address_raises(addr: str) -> None:
+    with pytest.raises(UnwritableAddressError):
         build_reply(original(), "x", from_=USER, to=Address("Eve", addr), marker="m")
-    with pytest.raises(ValueError, match="invalid email"):
+    with pytest.raises(UnwritableAddressError):
         build_reply(original(), "x", from_=Address("Eve", addr), to=None, marker="m")
+
+
+@pytest.mark.parametrize(
+    ("addr", "written"),
+    [
+        ("a" * 80 + "@example.com", "a" * 80 + "@example.com"),
+        ("eve@mail_server.example.com", "eve@mail_server.example.com"),
+        ("eve@[127.0.0.1]", "eve@[127.0.0.1]"),
+        ("john..doe@example.com", '"john..doe"@example.com'),
+        ('"eve"@example.com', "eve@example.com"),
+        ("eve(x)@example.com", '"eve(x)"@example.com'),
+        ("eve@bücher.example", "eve@xn--bcher-kva.example"),
+    ],
+)
+def test_addresses_the_strict_model_refuses_are_written_as_rfc_5322_allows(
+    addr: str, written: str
+) -> None:
+    raw = build_reply(original(), "x", from_=USER, to=Address("Renée Ö", addr), marker="m")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    (to_line,) = [line for line in head.split("\r\n") if line.startswith("To: ")]
+    assert to_line.endswith(f"<{written}>")
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(parsed["To"]).startswith("Renée Ö")
 
 
 # --- recipient ----------------------------------------------------------------------------
