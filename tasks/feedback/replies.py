@@ -28,6 +28,7 @@ from onward.tasks.errors import ConfigError
 from onward.tasks.feedback.addressing import header_address
 from onward.tasks.mail.addresses import FREEMAIL_DOMAINS, is_no_reply, registered_domain
 from onward.tasks.mail.message import Address, Message
+from onward.tasks.mail.message_ids import LONG_ID_DOMAIN
 
 FEEDBACK_TEMPLATE = "feedback_request.txt.j2"
 FEEDBACK_HEADER = "X-Onward-Feedback-For"
@@ -265,6 +266,8 @@ def _msgid(value: str | None) -> str | None:
     """``value`` only if it is one well-formed Message-ID, safe to write into a header
     (the parser already normalised it; anything else is dropped, never repaired)."""
     value = (value or "").strip()
+    if value.endswith(f"@{LONG_ID_DOMAIN}>"):
+        return None  # a digest standing in for an absurdly long id: no real message has it
     return value if _MSGID.fullmatch(value) else None
 
 

@@ -13,6 +13,7 @@ import re
 # Longer ids are stored as a digest of themselves: a header line holds at most 998
 # characters (RFC 5322), and so do the ledger's columns, on SQLite and PostgreSQL alike.
 MAX_MESSAGE_ID = 250
+LONG_ID_DOMAIN = "long-id.onward.invalid"
 
 _MSGID_RE = re.compile(r"<([^<>]+)>")
 _BARE_ID_RE = re.compile(r"[^\s<>@]+@[^\s<>@]+")
@@ -36,7 +37,7 @@ def bounded_id(message_id: str) -> str:
     if len(message_id) <= MAX_MESSAGE_ID:
         return message_id
     digest = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
-    return f"<sha256-{digest}@long-id.onward.invalid>"
+    return f"<sha256-{digest}@{LONG_ID_DOMAIN}>"
 
 
 def message_id_list(value: str | None) -> tuple[str, ...]:

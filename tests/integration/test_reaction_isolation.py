@@ -158,8 +158,9 @@ def test_a_failing_reaction_is_recorded_shown_and_not_repeated(
 
 
 def test_transient_failures_are_retried_later_then_given_up(store: Store) -> None:
-    mailbox_id = add_mailbox(store, kind="maildir", path="/nowhere")
+    name = add_mailbox(store, kind="maildir", path="/nowhere")
     with store.unit_of_work() as session:
+        mailbox_id = session.scalars(select(Mailbox.id).where(Mailbox.name == name)).one()
         entry = LedgerEntry(mailbox_id=mailbox_id, key="<k@x>", status="recorded")
         session.add(entry)
         session.flush()
@@ -180,7 +181,7 @@ def test_transient_failures_are_retried_later_then_given_up(store: Store) -> Non
                 assert row.retry_at is not None
                 assert row.retry_at > now
                 assert due == []  # not on the very next pass
-                row.retry_at = now - timedelta(seconds=1)  # its time has come
+                row.retry_at = utcnow() - timedelta(seconds=1)  # its time has come
                 session.flush()
                 assert pending_rejections(session, mailbox_id) == [event_id]
         now += timedelta(hours=attempt + 1)

@@ -75,3 +75,18 @@ def test_cr_only_messages_parse_and_keep_distinct_keys() -> None:
 def test_messages_with_no_date_from_or_subject_differ_by_their_header() -> None:
     keys = {_row(f"X-Thing: {n}\r\n\r\nsame body\r\n".encode())["key"] for n in range(10)}
     assert len(keys) == 10
+
+
+def test_a_digested_id_is_never_written_into_a_reply() -> None:
+    from onward.tasks.feedback.replies import build_reply
+    from onward.tasks.mail.message import Address
+    from onward.tasks.mail.parse import parse_message
+
+    long_id = "<" + "x" * 1005 + "@example.com>"
+    raw = f"Message-ID: {long_id}\r\nFrom: a@b.example\r\nSubject: s\r\n\r\nhi\r\n"
+    message = parse_message(raw.encode())
+    reply = build_reply(
+        message, "x", from_=Address("", "me@c.example"), to=None, marker=message.key
+    )
+    assert b"In-Reply-To" not in reply
+    assert b"References" not in reply
