@@ -54,11 +54,9 @@ def watch_inbox(
     question in the Prefect UI (where deployments are served: `onward run`, work pools)."""
     report = sync_mailbox(mailbox, since, config_file)
     if reactions != "none":
-        for item in pending_rejection_events(report.mailbox, config_file):
-            if react(item, reactions, config_file):
-                mark_reactions_started(item["event_id"], config_file)
-            else:
-                report.attention += 1
+        report.attention += react_all(
+            pending_rejection_events(report.mailbox, config_file), reactions, config_file
+        )
         answers = find_feedback_answers(report.mailbox, config_file)
         for answer in answers:
             announce_feedback(answer)
@@ -83,25 +81,43 @@ def watch_inbox(
 
 
 def react(item: PendingRejection, mode: ReactionMode, config_file: str | None) -> bool:
-    """Announce one rejection and start its reactions, each isolated from the others: a
-    failure is recorded on this rejection (retried later or given up, with a reason a
-    person can act on) and the pass goes on. True when every reaction started."""
-    if item["problem"]:
-        record_reaction_failure(item["event_id"], item["problem"], False, config_file)
-        return False
-    try:
-        announce_rejection(item)
-    except Exception as exc:  # visibility only: the app database is the record
-        get_run_logger().warning("%s: event not emitted (%s)", item["title"], exc)
-    failures = start_reactions(item, mode, config_file)
-    if not failures:
-        return True
-    reasons = "; ".join(reason for reason, _ in failures)
-    retry_later = all(transient for _, transient in failures)
-    outcome = record_reaction_failure(item["event_id"], reasons, retry_later, config_file)
-    when = "tried again later" if outcome == "retry" else "needs your attention"
-    get_run_logger().warning("%s: %s (%s)", item["title"], reasons, when)
-    return False
+    """Announce one rejection and start its reactions (see ``react_all``); True when every
+    reaction started."""
+    return react_all([item], mode, config_file) == 0
+
+
+def react_all(items: list[PendingRejection], mode: ReactionMode, config_file: str | None) -> int:
+    """Start the reactions to each rejection, each isolated from the others: a failure is
+    recorded on its rejection (retried later or given up, with a reason a person can act
+    on) and the pass goes on. Every draft comes first: the time-sensitive part of each
+    rejection does not wait for the cooldowns (and their calendar work) of the ones before
+    it. Returns how many rejections need attention."""
+    failures: dict[int, list[tuple[str, bool]]] = {}
+    for item in items:
+        if item["problem"]:
+            record_reaction_failure(item["event_id"], item["problem"], False, config_file)
+            continue
+        try:
+            announce_rejection(item)
+        except Exception as exc:  # visibility only: the app database is the record
+            get_run_logger().warning("%s: event not emitted (%s)", item["title"], exc)
+        failures[item["event_id"]] = start_reactions(item, mode, config_file, ("feedback",))
+    attention = len(items) - len(failures)
+    for item in items:
+        if item["event_id"] not in failures:
+            continue
+        failed = failures[item["event_id"]]
+        failed += start_reactions(item, mode, config_file, ("cooldown",))
+        if not failed:
+            mark_reactions_started(item["event_id"], config_file)
+            continue
+        attention += 1
+        reasons = "; ".join(reason for reason, _ in failed)
+        retry_later = all(transient for _, transient in failed)
+        outcome = record_reaction_failure(item["event_id"], reasons, retry_later, config_file)
+        when = "tried again later" if outcome == "retry" else "needs your attention"
+        get_run_logger().warning("%s: %s (%s)", item["title"], reasons, when)
+    return attention
 
 
 # An event's payload is capped (Prefect refuses events over its size limit); the app
@@ -135,10 +151,14 @@ def announce_rejection(item: PendingRejection) -> None:
 
 
 def start_reactions(
-    item: PendingRejection, mode: ReactionMode, config_file: str | None
+    item: PendingRejection,
+    mode: ReactionMode,
+    config_file: str | None,
+    parts: tuple[str, ...] = ("feedback", "cooldown"),
 ) -> list[tuple[str, bool]]:
-    """The draft and the cooldown for one rejection, the way ``mode`` says; each runs even
-    when the other fails. Returns the failures as (reason, worth retrying later)."""
+    """The draft and the cooldown (``parts``) for one rejection, the way ``mode`` says;
+    each runs even when the other fails. Returns the failures as (reason, worth retrying
+    later)."""
     from onward.flows.cooldown import cooldown
     from onward.flows.request_feedback import request_feedback
 
@@ -150,6 +170,8 @@ def start_reactions(
         natural = uuid.uuid5(uuid.NAMESPACE_URL, item["natural_key"])
         params = {"event_id": event_id, "config_file": config_file, "title": title}
         for name, deployment in (("feedback", REQUEST_FEEDBACK), ("cooldown", COOLDOWN)):
+            if name not in parts:
+                continue
             try:
                 run_deployment(
                     deployment,
@@ -162,19 +184,24 @@ def start_reactions(
             except Exception as exc:
                 failures.append(_failure(f"starting the {name} run", exc))
         return failures
-    try:
-        outcome = request_feedback(event_id=event_id, config_file=config_file, title=title)
-    except Exception as exc:
-        failures.append(_failure("the feedback request", exc))
-    else:
-        if outcome["problem"]:
-            failures.append((f"no feedback request drafted: {outcome['problem']}", False))
-    try:
-        cooldown(
-            event_id=event_id, config_file=config_file, title=title, schedule_end=mode == "worker"
-        )
-    except Exception as exc:
-        failures.append(_failure("the cooldown", exc))
+    if "feedback" in parts:
+        try:
+            outcome = request_feedback(event_id=event_id, config_file=config_file, title=title)
+        except Exception as exc:
+            failures.append(_failure("the feedback request", exc))
+        else:
+            if outcome["problem"]:
+                failures.append((f"no feedback request drafted: {outcome['problem']}", False))
+    if "cooldown" in parts:
+        try:
+            cooldown(
+                event_id=event_id,
+                config_file=config_file,
+                title=title,
+                schedule_end=mode == "worker",
+            )
+        except Exception as exc:
+            failures.append(_failure("the cooldown", exc))
     return failures
 
 
@@ -209,10 +236,7 @@ def react_to_confirmed(
         "payload": {},
         "problem": None,
     }
-    if react(item, mode, config_file):
-        mark_reactions_started(event_id, config_file)
-        return True
-    return False
+    return react(item, mode, config_file)  # marks it handled when all started
 
 
 REVIEW_REJECTION = "review_rejection/review-rejection"
