@@ -17,15 +17,11 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
-from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger
-
 from onward.config.settings import Settings
+from onward.flows.interval_watch import RING_TIMEOUT
 from onward.tasks.mail.mailbox import Mailbox
 from onward.tasks.mail.watcher import Watcher
 
@@ -33,8 +29,6 @@ if TYPE_CHECKING:
     from onward.tasks.mail.accounts import Account
 
 log = logging.getLogger("onward.worker")
-
-RING_TIMEOUT = 120.0
 
 
 class Doorbell:
@@ -189,38 +183,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a probe every few seconds is not news
-
-
-def ask_doorbell(health_url: str, timeout: float = RING_TIMEOUT + 10) -> dict[str, Any] | None:
-    """POST /ring: the doorbell's answer, or None when no doorbell answers."""
-    request = urllib.request.Request(f"{health_url}/ring", data=b"", method="POST")
-    try:
-        with closing(urllib.request.urlopen(request, timeout=timeout)) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        answer = json.loads(exc.read() or b"{}")
-        return answer
-    except (OSError, ValueError):
-        return None
-
-
-@flow(name="watch_interval", flow_run_name="interval check {mailbox}", log_prints=False)
-def interval_watch(
-    mailbox: str, config_file: str | None = None, health_url: str | None = None
-) -> str:
-    """The safety net under IDLE: a pass by the doorbell, or here when none answers."""
-    logger = get_run_logger()
-    answer = ask_doorbell(health_url) if health_url else None
-    if answer is not None and answer.get("ok"):
-        summary = f"the doorbell made a pass; it is watching (passes so far: {answer['passes']})"
-        logger.info(summary)
-        return summary
-    if answer is not None:
-        logger.warning("the doorbell did not finish a pass in time: %s", answer.get("last_error"))
-    else:
-        logger.warning("no doorbell answered at %s: this run makes the pass", health_url)
-    from onward.flows.watch_inbox import describe, watch_inbox
-
-    report = watch_inbox(mailbox=mailbox, config_file=config_file, reactions="deployments")
-    return describe(report)

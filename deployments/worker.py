@@ -224,9 +224,9 @@ def build_deployments(
     from prefect.deployments.runner import EntrypointType  # type: ignore[attr-defined]
     from prefect.schedules import Cron
 
-    from onward.deployments.doorbell import interval_watch
     from onward.flows.calendar import calendar_sync
     from onward.flows.cooldown import cooldown, pick_yourself_up
+    from onward.flows.interval_watch import interval_watch
     from onward.flows.networking_round import networking_round
     from onward.flows.request_feedback import request_feedback
     from onward.flows.review import review_rejection
