@@ -91,6 +91,8 @@ def test_worker_drafts_once_and_survives_a_restart(
         "ONWARD_DATABASE_URL": database_url,
         "MAIL_PW": "secret",
         "ONWARD_CALENDAR_FEED_PORT": str(free_port()),
+        "ONWARD_WORKER_HEALTH_PORT": str(free_port()),
+        "ONWARD_WORKER_PREFECT_PORT": str(free_port()),
     }
     env.pop("PREFECT_API_URL", None)
     subprocess.run(
