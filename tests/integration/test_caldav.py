@@ -28,6 +28,15 @@ def login(server: RadicaleServer, password: str = PASSWORD) -> CalDavLogin:
     return CalDavLogin(server.url, USER, password, "onward")
 
 
+def pushed(server: RadicaleServer, store: Store, settings: Settings) -> str:
+    """A cooldown, CalDAV connected, the calendar published and pushed once; its UID."""
+    uid = add_cooldown(store)
+    connect_caldav(settings, login(server))
+    publish(settings)
+    push_all(settings)
+    return uid
+
+
 def events(server: RadicaleServer) -> dict[str, list[tuple[str, int, str]]]:
     """(UID, SEQUENCE, STATUS) of each resource, by collection/file."""
     out: dict[str, list[tuple[str, int, str]]] = {}
@@ -65,10 +74,7 @@ def test_cooldown_block_lands_in_onwards_own_collection(
 def test_moving_an_item_updates_the_same_resource(
     radicale: RadicaleServer, store: Store, settings: Settings
 ) -> None:
-    uid = add_cooldown(store)
-    connect_caldav(settings, login(radicale))
-    publish(settings)
-    push_all(settings)
+    uid = pushed(radicale, store, settings)
     before = dict(radicale.resources())
     with store.unit_of_work() as session:
         session.scalars(select(Cooldown)).one().ends_at += timedelta(days=2)
@@ -113,10 +119,7 @@ def test_an_event_the_person_made_is_left_alone(
 def test_server_down_during_a_change_then_back_arrives_once(
     radicale: RadicaleServer, store: Store, settings: Settings
 ) -> None:
-    uid = add_cooldown(store)
-    connect_caldav(settings, login(radicale))
-    publish(settings)
-    push_all(settings)
+    uid = pushed(radicale, store, settings)
     radicale.stop()
     with store.unit_of_work() as session:
         session.scalars(select(Cooldown)).one().ends_at += timedelta(days=1)
@@ -141,10 +144,7 @@ def test_server_down_during_a_change_then_back_arrives_once(
 def test_crash_between_put_and_database_write_duplicates_nothing(
     radicale: RadicaleServer, store: Store, settings: Settings
 ) -> None:
-    uid = add_cooldown(store)
-    connect_caldav(settings, login(radicale))
-    publish(settings)
-    push_all(settings)
+    uid = pushed(radicale, store, settings)
     with store.unit_of_work() as session:  # as if the process died right after the PUT
         for resource in session.scalars(select(CalDavResource)):
             session.delete(resource)
@@ -167,10 +167,7 @@ def test_crash_between_put_and_database_write_duplicates_nothing(
 def test_a_cancelled_item_is_cancelled_on_the_server(
     radicale: RadicaleServer, store: Store, settings: Settings
 ) -> None:
-    uid = add_cooldown(store)
-    connect_caldav(settings, login(radicale))
-    publish(settings)
-    push_all(settings)
+    uid = pushed(radicale, store, settings)
     with store.unit_of_work() as session:
         session.delete(session.scalars(select(Cooldown)).one())
     publish(settings)
