@@ -214,9 +214,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _prefect_api(settings: Settings) -> Iterator[None]:
-    """PREFECT_API_URL if set, else a Prefect API of our own for this command: Prefect's
-    ephemeral server would outlive a killed onward; this one dies with it."""
-    if os.environ.get("PREFECT_API_URL"):
+    """The Prefect API already configured (PREFECT_API_URL, a profile, a test harness), else
+    one of our own for this command: Prefect's ephemeral server would outlive a killed
+    onward; this one dies with it."""
+    from prefect.settings import get_current_settings
+
+    if os.environ.get("PREFECT_API_URL") or get_current_settings().api.url:
         yield
         return
     from onward.deployments.server import LocalPrefectServer
