@@ -79,11 +79,11 @@ def _react_now(args: argparse.Namespace, event_id: int, title: str) -> str:
     """The same reactions a detected rejection gets, in this process (like `sync --once`):
     the draft now, the cooldown recorded (its end is scheduled by `onward run`)."""
     from onward.flows.common import in_process
-    from onward.flows.watch_inbox import react_to_confirmed
+    from onward.flows.review import confirmed_rejection
 
     config = str(args.config.resolve()) if args.config else None
     with in_process():
-        done = react_to_confirmed(event_id, title, "inline", config)
+        done = confirmed_rejection(event_id, title, config)
     if not done:
         return "its reactions could not all start: `onward drafts` says why and what to do"
     return "the feedback request is in your Drafts and the cooldown has started"

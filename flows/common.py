@@ -1,8 +1,9 @@
-"""Small pieces the flows share: in-process runs and run names."""
+"""Small pieces the flows share: in-process runs, run names and deferred artifacts."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -22,3 +23,34 @@ def in_process() -> AbstractContextManager[object]:
 def rejection_title(prefix: str, parameters: dict[str, Any]) -> str:
     title = parameters.get("title") or f"event {parameters.get('event_id')}"
     return f"{prefix}: {title}"
+
+
+@dataclass(frozen=True)
+class Story:
+    """A markdown artifact told after the work it describes.
+
+    Creating an artifact is a synchronous API call, and a local server on SQLite answers
+    some calls with 503 and a 2-second retry; a pass tells its stories after every draft
+    is saved so that no draft waits for one.
+    """
+
+    key: str
+    markdown: str
+    description: str
+
+    def tell(self) -> None:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(key=self.key, markdown=self.markdown, description=self.description)
+
+
+def tell_all(stories: list[Story]) -> None:
+    """Each story; one the API refuses is logged, not raised (the app database keeps the
+    record, the artifact only shows it)."""
+    from prefect import get_run_logger
+
+    for story in stories:
+        try:
+            story.tell()
+        except Exception as exc:
+            get_run_logger().warning("artifact %s not created (%s)", story.key, exc)

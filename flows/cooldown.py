@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TypedDict
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from onward.flows.common import rejection_title
+from onward.flows.common import Story, rejection_title
 from onward.tasks.calendar.actions import publish_calendar, push_calendar
 from onward.tasks.reactions import (
     load_rejection,
@@ -50,26 +49,45 @@ def cooldown(
     ``schedule_end=False`` (``onward sync --once``) only records it: ``onward run`` then
     schedules the end. ``ends_at`` brings the end forward (the demo).
     """
-    logger = get_run_logger()
+    outcome, story = begin_cooldown(event_id, config_file, schedule_end, ends_at)
+    publish_calendar(config_file)
+    push_calendar(config_file)
+    story.tell()
+    return outcome
+
+
+def begin_cooldown(
+    event_id: int,
+    config_file: str | None,
+    schedule_end: bool = True,
+    ends_at: str | None = None,
+) -> tuple[CooldownOutcome, Story]:
+    """The work of ``cooldown`` but the calendar, as tasks of whichever flow calls it: a
+    pass that records several cooldowns writes the calendar once, after all of them."""
     rejection = load_rejection(event_id, config_file)
     info = record_cooldown(rejection, config_file, ends_at)
-    calendar = publish_calendar(config_file)
-    push_calendar(config_file)
     end_run = info.end_run_id
     if schedule_end:
         end_run = schedule_cooldown_end(info.cooldown_id, config_file, rejection.title)
     end = info.ends_at
-    logger.info("%s: cooldown until %s", rejection.title, end.isoformat(timespec="minutes"))
-    create_markdown_artifact(
+    get_run_logger().info(
+        "%s: cooldown until %s", rejection.title, end.isoformat(timespec="minutes")
+    )
+    story = Story(
         key=f"cooldown-{rejection.ledger_id}",
         markdown=(
             f"## Cooldown: {rejection.title}\n\nNothing is asked of you until "
             f"**{end:%A %d %B, %H:%M} UTC**. The block is in your calendar "
-            f"(`{calendar}`, the feed `onward run` serves, and CalDAV when connected)."
+            "(the calendar file, the feed `onward run` serves, and CalDAV when connected)."
         ),
         description=f"Cooldown for {rejection.title}",
     )
-    return {"cooldown_id": info.cooldown_id, "ends_at": end.isoformat(), "end_run": end_run}
+    outcome: CooldownOutcome = {
+        "cooldown_id": info.cooldown_id,
+        "ends_at": end.isoformat(),
+        "end_run": end_run,
+    }
+    return outcome, story
 
 
 @flow(name="pick_yourself_up", flow_run_name=_end_name, log_prints=False)

@@ -77,3 +77,16 @@ def review_rejection(
         react_to_confirmed(event_id, title or f"rejection {event_id}", "worker", config_file)
     get_run_logger().info("review of %s: %s", title or event_id, state)
     return str(state)
+
+
+def _confirmed_name() -> str:
+    return rejection_title("rejection", flow_run.parameters)
+
+
+@flow(name="confirmed_rejection", flow_run_name=_confirmed_name, log_prints=False)
+def confirmed_rejection(event_id: int, title: str, config_file: str | None = None) -> bool:
+    """The reactions to a rejection the person confirmed with `onward review confirm`,
+    exactly as for one detected with certainty; True when they all started."""
+    from onward.flows.watch_inbox import react_to_confirmed
+
+    return react_to_confirmed(event_id, title, "inline", config_file)

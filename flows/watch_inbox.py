@@ -11,6 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
+from onward.flows.common import Story, tell_all
+from onward.tasks.calendar.actions import publish_calendar, push_calendar
 from onward.tasks.feedback.answers import Answered
 from onward.tasks.mail.actions import (
     PendingRejection,
@@ -27,11 +29,11 @@ REQUEST_FEEDBACK = "request_feedback/request-feedback"
 COOLDOWN = "cooldown/cooldown"
 
 # How the reactions to a rejection run:
-#   inline       here, as subflows; the cooldown's end is left for `onward run`
-#                (`onward sync --once`, the demo);
-#   worker       here, as subflows, the cooldown's end a scheduled deployment run
-#                (`onward run`'s IDLE passes: a flow-run process costs seconds of CPU and
-#                the draft is time-sensitive);
+#   inline       here, as tasks of this run; the cooldown's end is left for `onward run`
+#                (`onward sync --once`, the demo, `onward run`'s IDLE passes, where its
+#                catch-up thread schedules the ends off the path of the next draft);
+#   worker       here, as tasks of this run, the cooldown's end a scheduled deployment
+#                run (a confirmed borderline rejection);
 #   deployments  as deployment runs with idempotency keys (the interval pass, work pools);
 #   none         not at all (only record).
 ReactionMode = Literal["inline", "worker", "deployments", "none"]
@@ -91,7 +93,8 @@ def react_all(items: list[PendingRejection], mode: ReactionMode, config_file: st
     recorded on its rejection (retried later or given up, with a reason a person can act
     on) and the pass goes on. Every draft comes first: the time-sensitive part of each
     rejection does not wait for the cooldowns (and their calendar work) of the ones before
-    it. Returns how many rejections need attention."""
+    it, nor for any artifact. Returns how many rejections need attention."""
+    stories: list[Story] = []
     failures: dict[int, list[tuple[str, bool]]] = {}
     for item in items:
         if item["problem"]:
@@ -101,13 +104,19 @@ def react_all(items: list[PendingRejection], mode: ReactionMode, config_file: st
             announce_rejection(item)
         except Exception as exc:  # visibility only: the app database is the record
             get_run_logger().warning("%s: event not emitted (%s)", item["title"], exc)
-        failures[item["event_id"]] = start_reactions(item, mode, config_file, ("feedback",))
-    attention = len(items) - len(failures)
-    for item in items:
-        if item["event_id"] not in failures:
-            continue
+        failures[item["event_id"]] = start_reactions(
+            item, mode, config_file, ("feedback",), stories
+        )
+    started = [item for item in items if item["event_id"] in failures]
+    for item in started:
+        failures[item["event_id"]] += start_reactions(
+            item, mode, config_file, ("cooldown",), stories
+        )
+    if mode != "deployments" and started:
+        refresh_calendar(config_file)
+    attention = len(items) - len(started)
+    for item in started:
         failed = failures[item["event_id"]]
-        failed += start_reactions(item, mode, config_file, ("cooldown",))
         if not failed:
             mark_reactions_started(item["event_id"], config_file)
             continue
@@ -117,7 +126,20 @@ def react_all(items: list[PendingRejection], mode: ReactionMode, config_file: st
         outcome = record_reaction_failure(item["event_id"], reasons, retry_later, config_file)
         when = "tried again later" if outcome == "retry" else "needs your attention"
         get_run_logger().warning("%s: %s (%s)", item["title"], reasons, when)
+    tell_all(stories)
     return attention
+
+
+def refresh_calendar(config_file: str | None) -> None:
+    """The calendar file and CalDAV, once for every cooldown a pass recorded. A failure
+    here fails no reaction: each cooldown is in the app database, and calendar_sync
+    rewrites the calendar from it within minutes."""
+    try:
+        publish_calendar(config_file)
+        push_calendar(config_file)
+    except Exception as exc:
+        reason, _ = explain_failure(exc)
+        get_run_logger().warning("calendar not updated now (%s); calendar_sync will", reason)
 
 
 # An event's payload is capped (Prefect refuses events over its size limit); the app
@@ -154,13 +176,15 @@ def start_reactions(
     item: PendingRejection,
     mode: ReactionMode,
     config_file: str | None,
-    parts: tuple[str, ...] = ("feedback", "cooldown"),
+    parts: tuple[str, ...],
+    stories: list[Story],
 ) -> list[tuple[str, bool]]:
     """The draft and the cooldown (``parts``) for one rejection, the way ``mode`` says;
-    each runs even when the other fails. Returns the failures as (reason, worth retrying
-    later)."""
-    from onward.flows.cooldown import cooldown
-    from onward.flows.request_feedback import request_feedback
+    each runs even when the other fails. In this process they are tasks of the calling
+    flow: the draft waits for no flow run of its own (see ``Story``); the calendar is left
+    to the caller. Returns the failures as (reason, worth retrying later)."""
+    from onward.flows.cooldown import begin_cooldown
+    from onward.flows.request_feedback import draft_feedback_request
 
     event_id, title = item["event_id"], item["title"]
     failures: list[tuple[str, bool]] = []
@@ -186,22 +210,20 @@ def start_reactions(
         return failures
     if "feedback" in parts:
         try:
-            outcome = request_feedback(event_id=event_id, config_file=config_file, title=title)
+            outcome, story = draft_feedback_request(event_id, config_file)
         except Exception as exc:
             failures.append(_failure("the feedback request", exc))
         else:
+            stories += [story] if story else []
             if outcome["problem"]:
                 failures.append((f"no feedback request drafted: {outcome['problem']}", False))
     if "cooldown" in parts:
         try:
-            cooldown(
-                event_id=event_id,
-                config_file=config_file,
-                title=title,
-                schedule_end=mode == "worker",
-            )
+            _, story = begin_cooldown(event_id, config_file, schedule_end=mode == "worker")
         except Exception as exc:
             failures.append(_failure("the cooldown", exc))
+        else:
+            stories.append(story)
     return failures
 
 
