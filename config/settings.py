@@ -121,8 +121,8 @@ class ClassifierSettings(Section):
     rules_file: str = ""
     # Rejections with a confidence in [review_low, review_high) wait for the person in
     # `onward review`; at or above review_high onward reacts at once.
-    review_low: float = Field(0.35, ge=0, le=1)
-    review_high: float = Field(0.75, ge=0, le=1)
+    review_low: float = Field(0.5, ge=0, le=1)
+    review_high: float = Field(0.8, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered_band(self) -> ClassifierSettings:

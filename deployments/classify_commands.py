@@ -51,6 +51,18 @@ def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     _common(p)
     p.set_defaults(func=cmd_eval)
 
+    p = subparsers.add_parser(
+        "train",
+        help="train the learned half of rejection detection from labelled mail",
+        description="Train the classifier's linear model from labelled JSONL files "
+        "(corpus/README.md schema) and ordinary mail (.mbox); writes the model as JSON "
+        "with what it was trained on. The packaged model is config/classifier_model.json.",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".jsonl or .mbox files")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the model file")
+    p.add_argument("--rules", type=Path, metavar="PATH", help="classifier rules to train with")
+    p.set_defaults(func=cmd_train)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -216,7 +228,25 @@ def _eval_held_out(args: argparse.Namespace) -> int:
         ]
         print(json.dumps({"folds": rows, "ordinary_rows": ordinary}, indent=2))
     else:
-        print(format_folds(folds, ordinary))
+        print(format_folds(folds, ordinary, learned=rules.model is not None))
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Write a model trained on every file given; the same files give the same model."""
+    from onward.tasks.classify import load_rules
+    from onward.tasks.classify.train import train_from_files
+
+    for path in args.files:
+        if not path.is_file():
+            return _usage(f"{path}: no such file")
+    try:
+        model = train_from_files(args.files, load_rules(args.rules))
+    except ConfigError as exc:
+        return _usage(str(exc))
+    args.out.write_text(model.to_json(), encoding="utf-8")
+    read = model.provenance.get("examples_read")
+    print(f"{args.out}: {len(model.weights)} weights from {read} messages with a job word")
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from onward.tasks.classify.learned import LinearModel, load_model
 from onward.tasks.classify.patterns import Hints, _regex, _word_hints
 from onward.tasks.classify.verdict import LABELS, Cancel, HeaderRule, LabelPolicy, Rule
 from onward.tasks.errors import ConfigError
@@ -48,6 +49,12 @@ class Rules:
     # (stage, pattern) latest first, and the pattern that says a stage was not reached.
     stages: tuple[tuple[str, str], ...] = ()
     stage_not_reached: str | None = None
+    # Words after which the learned model may not call a message a rejection on its own
+    # (the candidate is the one deciding: a withdrawal, their own decline).
+    model_veto: str | None = None
+    # The learned half (``learned.py``): when present it decides rejection or not from
+    # the words and the rules' scores; without it the rules decide alone.
+    model: LinearModel | None = field(default=None, compare=False)
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +102,7 @@ class _Compiled:
     job_words: frozenset[str]
     stages: tuple[tuple[str, re.Pattern[str]], ...]
     stage_not_reached: re.Pattern[str] | None
+    model_veto: re.Pattern[str] | None
     # Caches that only ever hold facts: word -> the hint prefixes it starts with, and
     # words that start with none.
     word_hits: dict[str, tuple[str, ...]]
@@ -158,6 +166,7 @@ def _compile(rules: Rules) -> _Compiled:
             if rules.stage_not_reached
             else None
         ),
+        model_veto=_regex(rules.model_veto, "settings.model_veto") if rules.model_veto else None,
         word_hits={},
         word_misses=set(),
     )
@@ -350,6 +359,12 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         job_words=frozenset(w.lower() for w in settings.get("job_words", ())),
         stages=stages,
         stage_not_reached=not_reached,
+        model_veto=(
+            _expand(settings["model_veto"], lexicon, "settings.model_veto")
+            if settings.get("model_veto")
+            else None
+        ),
+        model=None if settings.get("model") == "none" else load_model(),
     )
 
 

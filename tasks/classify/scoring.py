@@ -2,28 +2,23 @@
 
 Pure and deterministic: phrase rules from ``config/classifier.toml`` (plus the user's own
 rules file) are weighed per sentence of the subject and the message's *new* text, with
-contexts that cancel them; no network, no model. The verdict carries the phrases that
-decided, with their offsets, so a person can check it.
+contexts that cancel them (``reading.py``); the learned model (``learned.py``) weighs the
+words and those scores and decides rejection or not; no network. The verdict carries the
+phrases that decided, with their offsets, so a person can check it.
 """
 
 from __future__ import annotations
 
-import bisect
 import email.utils
 import math
-import re
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Collection, Mapping
 
 from onward.tasks.classify.evidence import drop_overlaps, ordered
 from onward.tasks.classify.extraction import _extract_company_role, _sender, _signature_name
-from onward.tasks.classify.patterns import Hints
+from onward.tasks.classify.reading import _read
 from onward.tasks.classify.rules import (
     Rules,
     _Compiled,
-    _CompiledCancel,
-    _CompiledRule,
-    _RuleSet,
     load_rules,
 )
 from onward.tasks.classify.stage import rejection_stage
@@ -37,220 +32,6 @@ from onward.tasks.classify.verdict import (
     Where,
 )
 from onward.tasks.mail.message import Address, Message
-
-# One-to-one character replacements, so offsets in the normalised text are offsets in
-# the original: curly quotes and dashes written by mail clients become ASCII.
-_NORMALISE: tuple[tuple[str, str], ...] = (
-    ("\u2019", "'"),
-    ("\u2018", "'"),
-    ("\u02bc", "'"),
-    ("\u201c", '"'),
-    ("\u201d", '"'),
-    ("\u2013", "-"),
-    ("\u2014", "-"),
-    ("\u2011", "-"),
-    ("\u00a0", " "),
-    ("\u202f", " "),
-)
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)]) )")
-_WORD_CACHE_SIZE = 200_000
-_WORD = re.compile(r"[^\W_]{3,}")
-_REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|antw?)\s*:", re.IGNORECASE)
-
-
-class _Words:
-    """Which rule hint prefixes start a word of a lower-cased text, and where."""
-
-    __slots__ = ("_words_by_prefix", "lowered", "present")
-
-    def __init__(self, lowered: str, compiled: _Compiled) -> None:
-        self.lowered = lowered
-        by_prefix: dict[str, list[str]] = {}
-        hits, misses = compiled.word_hits, compiled.word_misses
-        if len(hits) + len(misses) > _WORD_CACHE_SIZE:
-            hits.clear()
-            misses.clear()
-        words = set(_WORD.findall(lowered))
-        # Mail vocabulary repeats: which hint prefixes start a word is remembered, so
-        # most words are settled by set operations in C.
-        index = compiled.prefix_index
-        for word in words.difference(misses):
-            found = hits.get(word)
-            if found is None:
-                found = tuple(p for p in index.get(word[:3], ()) if word.startswith(p))
-                if not found:
-                    misses.add(word)
-                    continue
-                hits[word] = found
-            for prefix in found:
-                by_prefix.setdefault(prefix, []).append(word)
-        self._words_by_prefix = by_prefix
-        self.present = by_prefix.keys()
-
-    def admitted(self, hints: Hints) -> list[frozenset[str]]:
-        """For each alternative whose every set has a word here, its rarest set."""
-        present = self.present
-        by_prefix = self._words_by_prefix
-        out: list[frozenset[str]] = []
-        for branch in hints:
-            if all(not option.isdisjoint(present) for option in branch):
-                # The set with the fewest distinct words here: the fewest places to read.
-                out.append(min(branch, key=lambda o: sum(len(by_prefix.get(p, ())) for p in o)))
-        return out
-
-    def positions(self, option: frozenset[str]) -> list[int]:
-        """Where words starting with a prefix in ``option`` occur (maybe inside words)."""
-        found: list[int] = []
-        lowered = self.lowered
-        for prefix in option:
-            for word in self._words_by_prefix.get(prefix, ()):
-                pos = lowered.find(word)
-                while pos >= 0:
-                    found.append(pos)
-                    pos = lowered.find(word, pos + 1)
-        return found
-
-
-class _Sentences:
-    """Sentence bounds of one text, computed only when a rule first matches in it."""
-
-    __slots__ = ("_ends", "_text")
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._ends: list[int] | None = None
-
-    def bounds(self, pos: int) -> tuple[int, int]:
-        if self._ends is None:
-            self._ends = [m.end() for m in _SENTENCE_END.finditer(self._text)]
-        i = bisect.bisect_right(self._ends, pos)
-        start = self._ends[i - 1] if i > 0 else 0
-        end = self._ends[i] if i < len(self._ends) else len(self._text)
-        return start, end
-
-
-def _scan(
-    where: Where,
-    text: str,
-    words: _Words,
-    ruleset: _RuleSet,
-    compiled: _Compiled,
-) -> list[Reason]:
-    if not text:
-        return []
-    rules, by_prefix, always = ruleset.rules, ruleset.by_prefix, ruleset.always
-    lowered = words.lowered
-    sentences = _Sentences(text)
-    # Lower-casing can change the length of a few characters (e.g. "İ"); then positions
-    # of words in the lowered text are not positions in the text and everything is read.
-    aligned = len(lowered) == len(text)
-    found: list[Reason] = []
-    present = words.present
-    # Only rules whose first hint set has a word here can match; find them by index.
-    candidates = set(always)
-    for prefix in present:
-        candidates.update(by_prefix.get(prefix, ()))
-    for i in sorted(candidates):
-        cr = rules[i]
-        if not cr.hints:
-            spans = [(0, len(text))]
-        else:
-            admitted = words.admitted(cr.hints)
-            if not admitted:
-                continue
-            if aligned:
-                # Evidence lives within a sentence: read only around the words the rule
-                # cannot match without.
-                positions = [p for option in admitted for p in words.positions(option)]
-                spans = _windows(positions, sentences)
-            else:
-                spans = [(0, len(text))]
-        reason = _first_reason(where, text, cr, spans, sentences, compiled)
-        if reason is not None:
-            found.append(reason)
-    return found
-
-
-# How far before and after a required word a match can reach; longer "sentences" (lists,
-# code, unpunctuated text) are only read this far around it.
-_REACH = 200
-
-
-def _windows(positions: Iterable[int], sentences: _Sentences) -> list[tuple[int, int]]:
-    """Stretches to read: each position's sentence, at most _REACH either side, merged."""
-    spans = sorted(
-        {
-            (max(s_start, p - _REACH), min(s_end, p + _REACH))
-            for p in positions
-            for s_start, s_end in (sentences.bounds(p),)
-        }
-    )
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _first_reason(
-    where: Where,
-    text: str,
-    cr: _CompiledRule,
-    spans: Iterable[tuple[int, int]],
-    sentences: _Sentences,
-    compiled: _Compiled,
-) -> Reason | None:
-    """The rule's first match that no context cancels; a rule counts once per field."""
-    cancels = compiled.cancels_by_label.get(cr.rule.label, ())
-    for span_start, span_end in spans:
-        for m in cr.regex.finditer(text, span_start, span_end):
-            s_start, s_end = sentences.bounds(m.start())
-            sentence = text[s_start:s_end]
-            if cr.requires is not None and not cr.requires.search(sentence):
-                continue
-            if any(u.search(sentence) for u in cr.unless):
-                continue
-            if any(_cancels(cc, text, s_start, s_end, m.start()) for cc in cancels):
-                continue
-            rule = cr.rule
-            return Reason(m.group(0), rule.id, rule.label, rule.weight, where, m.start(), m.end())
-    return None
-
-
-def _cancels(cc: _CompiledCancel, text: str, s_start: int, s_end: int, at: int) -> bool:
-    if cc.cancel.scope == "before":
-        return cc.regex.search(text, max(s_start, at - cc.cancel.window), at) is not None
-    return cc.regex.search(text, s_start, s_end) is not None
-
-
-def _starts_word(lowered: str, word: str) -> bool:
-    """Whether ``word`` occurs at the start of a word ("role" in "a role", not "controller")."""
-    at = lowered.find(word)
-    while at >= 0:
-        if at == 0 or not lowered[at - 1].isalnum():
-            return True
-        at = lowered.find(word, at + 1)
-    return False
-
-
-def _normalise(text: str) -> str:
-    if text.isascii():
-        return text
-    # str.replace per character beats str.translate with a mapping by an order of magnitude.
-    for old, new in _NORMALISE:
-        if old in text:
-            text = text.replace(old, new)
-    return text
-
-
-def _text_to_read(message: Message) -> str:
-    # Quoted older mail never counts; a message with nothing but quotes has nothing new.
-    if message.new_text.strip() or message.quoted_text.strip():
-        return message.new_text
-    return message.text
 
 
 def classify(
@@ -268,60 +49,12 @@ def classify(
     """
     rules = rules if rules is not None else load_rules()
     compiled = rules._compiled
-    raw_subject = message.subject or ""
-    raw_body = _text_to_read(message)[: rules.max_chars]
-    subject, body = _normalise(raw_subject), _normalise(raw_body)
-
-    lowered_subject, lowered_body = subject.lower(), body.lower()
-    # Mail without a single job word is ordinary mail: no rule could make it anything
-    # but "other", so the rules are not even tried (most of an inbox, read in microseconds).
-    both = f"{lowered_subject}\n{lowered_body}"
-    job_mail = not compiled.job_words or any(_starts_word(both, w) for w in compiled.job_words)
-    reasons: list[Reason] = []
-    if job_mail:
-        reasons += _scan(
-            "subject",
-            subject,
-            _Words(lowered_subject, compiled),
-            compiled.subject_rules,
-            compiled,
-        )
-        reasons += _scan(
-            "body",
-            body,
-            _Words(lowered_body, compiled),
-            compiled.body_rules,
-            compiled,
-        )
-    if subject is not raw_subject or body is not raw_body:
-        # Matching ran on straightened quotes; a person should see the words as written.
-        raw = {"subject": raw_subject, "body": raw_body}
-        reasons = [replace(r, phrase=raw[r.where][r.start : r.end]) for r in reasons]
-    for header_rule, regex in compiled.header_rules:
-        value = message.headers.get(header_rule.header)
-        if value is None or (regex is not None and not regex.search(value)):
-            continue
-        reasons.append(
-            Reason(
-                value,
-                header_rule.id,
-                header_rule.label,
-                header_rule.weight,
-                "header",
-                0,
-                len(value),
-            )
-        )
-
-    reasons = drop_overlaps(reasons)
-    scores: dict[str, float] = dict.fromkeys(LABELS, 0.0)
-    seen: set[str] = set()
-    for reason in reasons:
-        if reason.rule not in seen:  # a rule that matched in subject and body counts once
-            seen.add(reason.rule)
-            scores[reason.label] += reason.weight
-
-    is_reply = bool(message.in_reply_to) or bool(_REPLY_SUBJECT.match(subject))
+    reading = _read(message, rules)
+    raw_subject, raw_body = reading.raw_subject, reading.raw_body
+    subject, body = reading.subject, reading.body
+    lowered_subject, lowered_body = reading.lowered_subject, reading.lowered_body
+    reasons, scores, is_reply = reading.reasons, reading.scores, reading.is_reply
+    job_mail = reading.job_mail
     from_user = _from_user(message, user_addresses)
     eligible: list[str] = []
     for label in LABELS:
@@ -341,9 +74,41 @@ def classify(
         lost for lb in eligible for lost in compiled.policies.get(lb, LabelPolicy()).wins_over
     }
     contenders = [lb for lb in eligible if lb not in beaten] or eligible
-    label = max(contenders, key=lambda lb: (scores[lb], -_TIE_ORDER[lb]), default="other")
-    confidence = _confidence(label, scores, compiled, rules.confidence_scale)
     low, high = review_band
+    learned: float | None = None
+    if rules.model is not None and job_mail:
+        # The model weighs the words and the rules' scores together and has the last
+        # word on rejection or not; the rules still name the other labels.
+        features = reading.features()
+        learned = rules.model.probability(features)
+        contenders = [lb for lb in contenders if lb != "rejection"]
+        vetoed = compiled.model_veto is not None and (
+            compiled.model_veto.search(body) is not None
+            or compiled.model_veto.search(subject) is not None
+        )
+        rules_say = (
+            scores["rejection"] >= compiled.policies.get("rejection", LabelPolicy()).min_score
+        )
+        if learned >= low and from_user is None and (rules_say or not vetoed):
+            contenders = ["rejection"]
+            where_span = rules.model.evidence(features)
+            if where_span is not None:
+                reasons.append(
+                    _learned_reason(
+                        where_span,
+                        raw_subject
+                        if len(raw_subject) == len(lowered_subject)
+                        else lowered_subject,
+                        raw_body if len(raw_body) == len(lowered_body) else lowered_body,
+                        learned,
+                    )
+                )
+    label = max(contenders, key=lambda lb: (scores[lb], -_TIE_ORDER[lb]), default="other")
+    confidence = (
+        round(min(max(learned, 0.01), 0.99), 3)
+        if learned is not None and label == "rejection"
+        else _confidence(label, scores, compiled, rules.confidence_scale)
+    )
     if label == "rejection" and confidence < low:
         # Too weak to call a rejection: the next contender, or nothing.
         scores["rejection"] = 0.0
@@ -351,7 +116,7 @@ def classify(
         label = max(rest, key=lambda lb: (scores[lb], -_TIE_ORDER[lb]), default="other")
         confidence = _confidence(label, scores, compiled, rules.confidence_scale)
 
-    chosen = [r for r in reasons if r.label == label]
+    chosen = drop_overlaps(r for r in reasons if r.label == label)
     runner_up = max(
         (lb for lb in LABELS if lb != label and scores[lb] > 0),
         key=lambda lb: (scores[lb], -_TIE_ORDER[lb]),
@@ -384,6 +149,18 @@ def classify(
         stage=rejection_stage(subject, body, compiled) if label == "rejection" else "unknown",
         borderline=label == "rejection" and confidence < high,
     )
+
+
+def _learned_reason(
+    where_span: tuple[str, int, int], subject: str, body: str, probability: float
+) -> Reason:
+    """The model's evidence, quoted from ``subject`` or ``body``: as written when
+    lower-casing kept the length (offsets then agree), else as read."""
+    where, start, end = where_span
+    text = subject if where == "subject" else body
+    weight = round(4.0 * probability, 2)
+    field: Where = "subject" if where == "subject" else "body"
+    return Reason(text[start:end], "learned", "rejection", weight, field, start, end)
 
 
 def _confidence(

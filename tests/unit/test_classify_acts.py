@@ -15,6 +15,7 @@ from onward.tasks.classify import REVIEW_BAND, STAGES, classify, classify_text, 
 from onward.tasks.classify.evidence import drop_overlaps
 from onward.tasks.classify.holdout import fit_bar, format_folds, leave_one_source_out
 from onward.tasks.classify.step import rejection_payload
+from onward.tasks.classify.train import without_model
 from onward.tasks.classify.verdict import Reason
 from onward.tasks.errors import ConfigError
 from onward.tasks.mail.parse import parse_message
@@ -152,14 +153,20 @@ STRONG = "Thanks for applying. We have decided to move forward with other candid
 
 
 def test_borderline_is_a_rejection_inside_the_band() -> None:
-    weak = classify_text(None, None, WEAK)
+    # The rules alone: a lone mismatch is borderline (the model may be surer of it).
+    rules, band = without_model(None), (0.35, 0.75)  # a band for the rules' scale
+    weak = classify_text(None, None, WEAK, rules=rules, review_band=band)
     assert weak.is_rejection
     assert weak.borderline
     assert weak.to_dict()["borderline"] is True
-    strong = classify_text(None, None, STRONG)
+    strong = classify_text(None, None, STRONG, rules=rules, review_band=band)
     assert strong.is_rejection
     assert not strong.borderline
-    assert strong.confidence >= REVIEW_BAND[1]
+    assert strong.confidence >= band[1]
+    # With the model, its probability is the confidence and the default band applies.
+    verdict = classify_text(None, None, STRONG)
+    assert verdict.confidence >= REVIEW_BAND[1]
+    assert not verdict.borderline
 
 
 def test_below_the_band_is_not_a_rejection() -> None:
@@ -213,14 +220,16 @@ def test_overlapping_evidence_counts_once() -> None:
 
 def test_user_lexicon_extends_a_word_class(tmp_path: Path) -> None:
     text = "Thanks for applying for the role. We will not be elevating your application."
-    assert not classify_text(None, None, text).is_rejection
+    # The rules alone (the learned model reads more than the lexicon says).
+    assert not classify_text(None, None, text, rules=without_model(None)).is_rejection
     user = tmp_path / "classifier.toml"
     base = load_rules()
     assert base.rules  # the packaged lexicon expanded without error
     user.write_text(
         "[lexicon]\nadvance = ['''mov(?:e|ing)''', '''elevat(?:e|ing)''']\n", encoding="utf-8"
     )
-    assert classify_text(None, None, text, rules=load_rules(user)).is_rejection
+    extended = without_model(load_rules(user))
+    assert classify_text(None, None, text, rules=extended).is_rejection
 
 
 def test_unknown_lexicon_name_says_so(tmp_path: Path) -> None:
@@ -246,7 +255,7 @@ def test_project_data_rows_follow_the_corpus_schema() -> None:
             row = json.loads(line)
             assert set(row) == keys, path
             assert row["label"] in ("rejection", "not_rejection")
-            assert "written by" in row["source"]
+            assert "written" in row["source"]
             assert row["id"] not in ids
             ids.add(row["id"])
 
@@ -281,7 +290,7 @@ def test_leave_one_source_out_scores_each_file_with_a_bar_fitted_elsewhere(
             ("not_rejection", "hello"),
         ],
     )
-    folds = leave_one_source_out([a, b])
+    folds = leave_one_source_out([a, b], rules=without_model(None))
     assert [f.source for f in folds] == ["a.jsonl", "b.jsonl"]
     fa, fb = folds
     assert (fa.rejections, fa.tp, fa.fp, fa.fn) == (2, 2, 0, 0)

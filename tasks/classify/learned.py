@@ -1,0 +1,338 @@
+"""The learned half of rejection detection: a linear model over word n-grams.
+
+The phrase rules say what they know; employers say no in endless wordings, so a logistic
+regression over normalised word n-grams (with negation scope) and the rules' own scores
+weighs the message. A rejection is said in a sentence, so the model reads the message
+twice: as one bag of words (the context: a feedback reply, a withdrawal, an offer) and
+sentence by sentence, adding the score of its most rejecting sentence (multiple-instance
+learning: in training only that sentence learns from the message). It is trained from
+labelled JSONL by ``onward train`` (``tasks/classify/train.py``) and shipped as JSON
+beside the rules: no network, no dependency, pure Python. Every verdict it decides names
+its evidence: that sentence, cut to its decisive words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from onward.tasks.errors import ConfigError
+
+MODEL_FORMAT = 1
+# Words that put what follows them in a negation's scope ("not" + "proceed" reads
+# differently from "proceed"); the scope ends at punctuation or after this many words.
+NEGATIONS = frozenset(
+    {"not", "no", "never", "unable", "cannot", "nor", "without", "neither", "unfortunately"}
+)
+NEGATION_REACH = 5
+# Contractions the tokenizer splits so that "won't" and "will not" are the same words.
+_CONTRACTIONS = {
+    "won't": ("will", "not"),
+    "can't": ("can", "not"),
+    "shan't": ("shall", "not"),
+    "cannot": ("can", "not"),
+}
+_SUFFIXES = {"n't": "not", "'re": "are", "'ve": "have", "'ll": "will", "'m": "am", "'d": "would"}
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+")
+# Sentence ends: the rules' own notion, plus line breaks between short lines.
+_BREAK = re.compile(r"[.!?;:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
+# Rejections are short; the model reads the start of long mail only (digests and threads
+# gain nothing from being read to the end, and cost time).
+_BODY_LIMIT = 3000
+QUOTE_WORDS = 30
+
+
+_STEM_SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
+
+
+def _stem(word: str) -> str:
+    """A light, deterministic suffix strip: "proceeding", "proceeded" and "proceed" meet."""
+    if len(word) <= 4:
+        return word
+    for suffix in _STEM_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith("ss"):
+                return word
+            return word[: -len(suffix)]
+    return word
+
+
+class Token(NamedTuple):
+    word: str
+    start: int
+    end: int
+
+
+def tokens(text: str) -> list[list[Token]]:
+    """Sentences of normalised tokens of lower-cased ``text``, with offsets into it."""
+    sentences: list[list[Token]] = []
+    start = 0
+    for m in _BREAK.finditer(text):
+        sentences.append(_words(text, start, m.end()))
+        start = m.end()
+    sentences.append(_words(text, start, len(text)))
+    return [s for s in sentences if s]
+
+
+_PARTS_CACHE: dict[str, tuple[str, ...]] = {}
+
+
+def _parts(raw: str) -> tuple[str, ...]:
+    """The normalised words of one raw token ("won't" is "will", "not")."""
+    if raw[0].isdigit():
+        return ("0",)
+    parts: tuple[str, ...]
+    if raw in _CONTRACTIONS:
+        parts = _CONTRACTIONS[raw]
+    elif "'" in raw:
+        head, _, tail = raw.partition("'")
+        ending = "'" + tail
+        if raw.endswith("n't"):
+            parts = (raw[:-3], "not")
+        elif ending in _SUFFIXES:
+            parts = (head, _SUFFIXES[ending])
+        else:  # a possessive: "company's" is "company"
+            parts = (head,)
+    else:
+        parts = (raw,)
+    return tuple(_stem(p) for p in parts if p)
+
+
+def _words(text: str, start: int, end: int) -> list[Token]:
+    out: list[Token] = []
+    cache = _PARTS_CACHE
+    if len(cache) > 200_000:
+        cache.clear()
+    for m in _TOKEN.finditer(text, start, end):
+        raw = m.group(0)
+        parts = cache.get(raw)
+        if parts is None:
+            parts = cache[raw] = _parts(raw)
+        a, b = m.span()
+        out.extend(Token(p, a, b) for p in parts)
+    return out
+
+
+def sentence_features(sentence: Sequence[Token]) -> list[tuple[str, int, int]]:
+    """(feature, first token, last token) for one sentence: unigrams, bigrams, and the
+    words in a negation's scope."""
+    feats: list[tuple[str, int, int]] = []
+    scope = 0
+    previous = ""
+    for i, tok in enumerate(sentence):
+        w = tok.word
+        feats.append((w, i, i))
+        if previous:
+            feats.append((f"{previous} {w}", i - 1, i))
+        if scope and w not in NEGATIONS:
+            feats.append((f"~{w}", i, i))
+            scope -= 1
+        if w in NEGATIONS:
+            scope = NEGATION_REACH
+        previous = w
+    return feats
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """A message's features: the text ones (binary, with where each first occurred) and
+    the dense ones from the rules."""
+
+    text: dict[str, tuple[str, int, int, int]]  # feature -> (field, sentence, tok a, tok b)
+    values: dict[str, float]  # feature -> its value
+    dense: dict[str, float]
+    sentences: dict[str, list[list[Token]]]
+    # Each sentence's own features (feature, first token, last token) and value; their
+    # weights are the model's "t:" ones.
+    by_sentence: list[tuple[str, int, float, list[tuple[str, int, int]]]]
+
+
+def extract(
+    subject: str, body: str, rule_scores: Mapping[str, float], extra: Mapping[str, float]
+) -> Features:
+    """Features of one message; ``subject`` and ``body`` lower-cased and normalised."""
+    text: dict[str, tuple[str, int, int, int]] = {}
+    by_sentence: list[tuple[str, int, float, list[tuple[str, int, int]]]] = []
+    sentences = {"subject": tokens(subject), "body": tokens(body[:_BODY_LIMIT])}
+    for where, prefix in (("subject", "s:"), ("body", "")):
+        for k, sentence in enumerate(sentences[where]):
+            feats = sentence_features(sentence)
+            # Each sentence also stands alone, scaled by its own length: one decisive
+            # sentence weighs the same in a long mail as in a short one.
+            by_sentence.append((where, k, len(feats) ** -0.5, feats))
+            for feat, a, b in feats:
+                text.setdefault(prefix + feat if prefix else feat, (where, k, a, b))
+    # The message as a bag of words: long mail has more words, not more evidence, so the
+    # bag has unit length.
+    values = dict.fromkeys(text, max(len(text), 1) ** -0.5)
+    dense = {f"rule:{label}": min(score, 8.0) / 4.0 for label, score in rule_scores.items()}
+    dense.update(extra)
+    return Features(text, values, dense, sentences, by_sentence)
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Weights of a logistic regression; ``provenance`` says what it was trained on."""
+
+    weights: Mapping[str, float]
+    bias: float
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    _sentence: dict[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Sentence weights by their bare feature: no "t:" string is built per word read.
+        sentence = {f[2:]: v for f, v in self.weights.items() if f.startswith("t:")}
+        object.__setattr__(self, "_sentence", sentence)
+
+    def margin(self, features: Features) -> float:
+        w = self.weights
+        total = self.bias
+        for feat, x in features.values.items():
+            value = w.get(feat)
+            if value is not None:
+                total += value * x
+        for feat, x in features.dense.items():
+            total += w.get(feat, 0.0) * x
+        return total + self._best_sentence(features)[0]
+
+    def _best_sentence(self, features: Features) -> tuple[float, int]:
+        """The score and index of the sentence that most says "rejection"."""
+        get = self._sentence.get
+        best, at = 0.0, -1
+        for i, (_, _, x, feats) in enumerate(features.by_sentence):
+            score = x * sum(get(f, 0.0) for f, _, _ in feats)
+            if at < 0 or score > best:
+                best, at = score, i
+        return best, at
+
+    def probability(self, features: Features) -> float:
+        return _sigmoid(self.margin(features))
+
+    def evidence(self, features: Features) -> tuple[str, int, int] | None:
+        """(field, start, end) of the sentence that decided: the one whose words push
+        hardest towards a rejection, read whole (a person judges a sentence, not three
+        n-grams), at most ``QUOTE_WORDS`` words around its strongest features."""
+        _, at = self._best_sentence(features)
+        if at < 0:
+            return None
+        where, k, _, feats = features.by_sentence[at]
+        sentence = features.sentences[where][k]
+        first, last = 0, len(sentence) - 1
+        if last - first >= QUOTE_WORDS:
+            strongest = max(feats, key=lambda f: self._sentence.get(f[0], 0.0))
+            first = max(0, min(strongest[1] - QUOTE_WORDS // 2, last - QUOTE_WORDS + 1))
+            last = first + QUOTE_WORDS - 1
+        return where, sentence[first].start, sentence[last].end
+
+    def to_json(self) -> str:
+        data = {
+            "format": MODEL_FORMAT,
+            "bias": round(self.bias, 6),
+            "provenance": dict(self.provenance),
+            "weights": {k: round(v, 5) for k, v in sorted(self.weights.items())},
+        }
+        return json.dumps(data, indent=0, ensure_ascii=False, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, origin: str) -> LinearModel:
+        try:
+            data = json.loads(text)
+            if data.get("format") != MODEL_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, expected {MODEL_FORMAT}")
+            weights = {str(k): float(v) for k, v in data["weights"].items()}
+            return cls(weights, float(data["bias"]), dict(data.get("provenance") or {}))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{origin}: not a classifier model ({exc})") from exc
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+MODEL_FILE = "classifier_model.json"
+
+
+def load_model(path: Path | None = None) -> LinearModel | None:
+    """The packaged model (or the one at ``path``); None when there is none."""
+    from importlib import resources
+
+    if path is not None:
+        try:
+            return LinearModel.from_json(path.read_text(encoding="utf-8"), str(path))
+        except OSError as exc:
+            raise ConfigError(f"cannot read classifier model {path}: {exc.strerror}") from exc
+    packaged = resources.files("onward.config").joinpath(MODEL_FILE)
+    if not packaged.is_file():
+        return None
+    return LinearModel.from_json(packaged.read_text(encoding="utf-8"), "the packaged model")
+
+
+def train(
+    examples: Iterable[tuple[Features, bool, float]],
+    *,
+    epochs: int = 30,
+    l2: float = 1e-4,
+    rate: float = 0.5,
+    min_count: int = 2,
+    provenance: Mapping[str, Any] | None = None,
+) -> LinearModel:
+    """Logistic regression by AdaGrad over (features, is rejection, weight) examples; the
+    order is fixed, so the same data gives the same model. Text features seen in fewer
+    than ``min_count`` messages are dropped (they would only memorise)."""
+    data = list(examples)
+    counts: dict[str, int] = {}
+    for feats, _, _ in data:
+        for f in feats.text:
+            counts[f] = counts.get(f, 0) + 1
+        for f in {"t:" + f for _, _, _, sf in feats.by_sentence for f, _, _ in sf}:
+            counts[f] = counts.get(f, 0) + 1
+    # (message features, sentences (value, features), label, weight)
+    rows: list[tuple[list[tuple[str, float]], list[tuple[float, list[str]]], float, float]] = []
+    for feats, positive, weight in data:
+        x = [(f, v) for f, v in feats.values.items() if counts[f] >= min_count]
+        x += [(f, v) for f, v in feats.dense.items() if v]
+        sents = [
+            (sx, [t for f, _, _ in sf if counts.get(t := "t:" + f, 0) >= min_count])
+            for _, _, sx, sf in feats.by_sentence
+        ]
+        rows.append((x, sents, 1.0 if positive else 0.0, weight))
+    w: dict[str, float] = {}
+    g2: dict[str, float] = {}
+    bias, bias_g2 = 0.0, 0.0
+
+    def step(f: str, g: float) -> None:
+        old = w.get(f, 0.0)
+        g += l2 * old
+        acc = g2.get(f, 0.0) + g * g
+        g2[f] = acc
+        w[f] = old - rate * g / math.sqrt(acc + 1e-8)
+
+    for _ in range(epochs):
+        for x, sents, y, weight in rows:
+            z = bias + sum(w.get(f, 0.0) * v for f, v in x)
+            # Multiple instances: the message is as much a rejection as its most
+            # rejecting sentence; only that sentence learns from this message.
+            best, best_at = 0.0, -1
+            for i, (sx, sf) in enumerate(sents):
+                score = sx * sum(w.get(f, 0.0) for f in sf)
+                if best_at < 0 or score > best:
+                    best, best_at = score, i
+            grad = (_sigmoid(z + best) - y) * weight
+            bias_g2 += grad * grad
+            bias -= rate * grad / math.sqrt(bias_g2 + 1e-8)
+            for f, v in x:
+                step(f, grad * v)
+            if best_at >= 0:
+                sx, sf = sents[best_at]
+                for f in sf:
+                    step(f, grad * sx)
+    kept = {f: v for f, v in w.items() if abs(v) >= 1e-3}
+    return LinearModel(kept, bias, dict(provenance or {}))

@@ -1,0 +1,96 @@
+"""Train the learned half of rejection detection from labelled mail (``onward train``).
+
+Labelled JSONL rows are the examples (ambiguous rows left out); .mbox files are ordinary
+mail, all of it "not a rejection". Only mail with a job word is read by the model, so only
+such mail trains it. Each side carries the same total weight, so a corpus with more
+ordinary mail than rejections does not teach the model that rejections are rare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from onward.tasks.classify.evaluate import ORDINARY, REJECTION, LabelledMessage, iter_labelled
+from onward.tasks.classify.learned import Features, LinearModel, train
+from onward.tasks.classify.reading import features_of
+from onward.tasks.classify.rules import Rules, load_rules
+
+# Ordinary mail counts for less than labelled job mail: it is plentiful and easy, and the
+# hard negatives (interviews, offers, withdrawals) are what the model must learn apart.
+ORDINARY_SHARE = 0.35
+
+
+def without_model(rules: Rules | None) -> Rules:
+    rules = rules if rules is not None else load_rules()
+    return replace(rules, model=None) if rules.model is not None else rules
+
+
+Example = tuple[Features, bool, str]  # features, is a rejection, source
+
+
+def read_examples(items: Iterable[LabelledMessage], rules: Rules) -> list[Example]:
+    """(features, is a rejection, source) for each item the model would read."""
+    out: list[Example] = []
+    for item in items:
+        features = features_of(item.message, rules)
+        if features is not None:
+            out.append((features, item.truth == REJECTION, item.source))
+    return out
+
+
+def weighted(rows: Sequence[Example]) -> list[tuple[Features, bool, float]]:
+    """Each example with its weight: rejections 1 each, the same total on the other side,
+    of which ordinary mail has ``ORDINARY_SHARE``."""
+    positives = sum(1 for _, pos, _ in rows if pos) or 1
+    labelled_neg = sum(1 for _, pos, s in rows if not pos and not _ordinary(s)) or 1
+    ordinary = sum(1 for _, pos, s in rows if not pos and _ordinary(s)) or 1
+    out: list[tuple[Features, bool, float]] = []
+    for features, positive, source in rows:
+        if positive:
+            weight = 1.0
+        elif _ordinary(source):
+            weight = positives * ORDINARY_SHARE / ordinary
+        else:
+            weight = positives * (1 - ORDINARY_SHARE) / labelled_neg
+        out.append((features, positive, weight))
+    return out
+
+
+def _ordinary(source: str) -> bool:
+    return source.endswith(".mbox")
+
+
+def fit(rows: Sequence[Example], provenance: dict[str, Any] | None = None) -> LinearModel:
+    return train(weighted(rows), provenance=provenance)
+
+
+def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> LinearModel:
+    """A model trained on every file in ``paths``, its provenance recorded in it."""
+    rules = without_model(rules)
+    items = list(iter_labelled(paths))
+    rows = read_examples(items, rules)
+    counts: Counter[tuple[str, str]] = Counter()
+    for item in items:
+        counts[(item.source, "ordinary" if item.truth == ORDINARY else item.truth)] += 1
+    provenance: dict[str, Any] = {
+        "trained": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "by": "onward train (onward.tasks.classify.train)",
+        "sources": [
+            {
+                "file": path.name,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+                "rows": {
+                    label: n for (source, label), n in sorted(counts.items()) if source == path.name
+                },
+            }
+            for path in paths
+        ],
+        "examples_read": len(rows),
+    }
+    return fit(rows, provenance)

@@ -1,0 +1,156 @@
+"""The learned half of rejection detection: tokens, features, training, evidence, and the
+model shipped with onward."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from onward.tasks.classify import load_rules
+from onward.tasks.classify.learned import (
+    LinearModel,
+    extract,
+    load_model,
+    sentence_features,
+    tokens,
+    train,
+)
+from onward.tasks.classify.scoring import classify_text
+from onward.tasks.classify.train import train_from_files, without_model
+from onward.tasks.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+HELD_OUT = ROOT / "tests" / "data" / "classify-heldout"
+
+
+def words(text: str) -> list[list[str]]:
+    return [[t.word for t in sentence] for sentence in tokens(text)]
+
+
+def test_contractions_and_light_stems_meet_their_long_forms() -> None:
+    assert words("we won't be proceeding.") == [["we", "will", "not", "be", "proceed"]]
+    assert words("we will not be proceeding") == words("we won't be proceeding")
+    assert words("the team's decision; we've decided") == [
+        ["the", "team", "decision"],
+        ["we", "have", "decid"],
+    ]
+
+
+def test_tokens_keep_offsets_into_the_text() -> None:
+    text = "Thanks. Sadly, we can't offer you the role."
+    [first, second] = tokens(text.lower())
+    assert text[first[0].start : first[0].end] == "Thanks"
+    cant = next(t for t in second if t.word == "not")
+    assert text[cant.start : cant.end] == "can't"
+
+
+def test_negation_scope_marks_the_words_after_it() -> None:
+    [sentence] = tokens("we will not be moving forward")
+    feats = {f for f, _, _ in sentence_features(sentence)}
+    assert {"~be", "~mov", "~forward", "not be"} <= feats
+    [plain] = tokens("we will be moving forward")
+    assert not any(f.startswith("~") for f, _, _ in sentence_features(plain))
+
+
+def labelled(texts: dict[str, bool]) -> list[tuple[object, bool, float]]:
+    return [(extract("", t.lower(), {}, {}), positive, 1.0) for t, positive in texts.items()]
+
+
+def test_training_separates_and_evidence_is_the_deciding_sentence() -> None:
+    data = {
+        "Thanks for applying. We decided not to proceed with your application.": True,
+        "Thanks for applying. We will not proceed with your candidacy.": True,
+        "Thank you. Sadly we decided to not proceed further.": True,
+        "Thanks for applying. We decided to invite you to an interview.": False,
+        "Thanks for applying. We will proceed with your interview on Monday.": False,
+        "Thank you. We decided to proceed with the next round.": False,
+    }
+    model = train(labelled(data), epochs=40, min_count=1)  # type: ignore[arg-type]
+    for text, positive in data.items():
+        assert (model.probability(extract("", text.lower(), {}, {})) > 0.5) is positive
+    text = "Hello Sam. Thanks for applying! We decided not to proceed. Best, Lee"
+    features = extract("", text.lower(), {}, {})
+    where, start, end = model.evidence(features) or ("", 0, 0)
+    assert where == "body"
+    quote = text[start:end]
+    assert "not" in quote
+    assert "proceed" in quote
+    assert "Thanks" not in quote
+    assert "\n" not in quote
+
+
+def test_model_round_trips_through_json_and_refuses_garbage(tmp_path: Path) -> None:
+    model = LinearModel({"not proceed": 1.25, "t:thank": -0.5}, -0.75, {"by": "a test"})
+    again = LinearModel.from_json(model.to_json(), "test")
+    assert again.weights == model.weights
+    assert again.bias == model.bias
+    assert again.provenance == {"by": "a test"}
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps({"format": 99, "weights": {}, "bias": 0}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a classifier model"):
+        load_model(bad)
+
+
+def test_the_packaged_model_is_used_and_says_why() -> None:
+    rules = load_rules()
+    assert rules.model is not None
+    verdict = classify_text(
+        "Following up",
+        None,
+        "Hi Sam,\n\nThe panel met on Friday. Regrettably we will not be extending you an "
+        "offer for the analyst post.\n\nBest,\nLee",
+        rules=rules,
+    )
+    assert verdict.is_rejection
+    # The model's evidence and a rule's on the same words are shown once.
+    assert any("not be extending" in r.quote for r in verdict.reasons), verdict.reasons
+    for reason in verdict.reasons:
+        assert "\n" not in reason.quote
+        assert "thank" not in reason.quote.lower()
+    # Without the model, the rules decide alone.
+    alone = classify_text(
+        "Hello", None, "See you at the interview on Monday.", rules=without_model(rules)
+    )
+    assert alone.label != "rejection"
+
+
+def test_the_packaged_model_was_trained_on_development_data_only() -> None:
+    model = load_model()
+    assert model is not None
+    files = [s["file"] for s in model.provenance["sources"]]
+    held_out = {p.name for p in HELD_OUT.glob("*.jsonl")}
+    assert files
+    assert not held_out & set(files)
+    # The two public evaluation sets must never be used for development.
+    assert not any(Path(f).stem == "rejections" or "nlp-email" in f for f in files)
+    assert model.provenance["by"].startswith("onward train")
+
+
+def test_training_is_deterministic(tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": f"r{i}",
+            "label": "rejection",
+            "body": f"Thanks for applying to role {i}. "
+            "We regret that we will not move forward with your application.",
+        }
+        for i in range(6)
+    ] + [
+        {
+            "id": f"n{i}",
+            "label": "not_rejection",
+            "body": f"Thanks for applying to role {i}. "
+            "We would like to invite you to an interview for the position.",
+        }
+        for i in range(6)
+    ]
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rules = replace(load_rules(), model=None)
+    first, second = train_from_files([data], rules), train_from_files([data], rules)
+    assert first.weights == second.weights
+    assert first.bias == second.bias
+    assert first.provenance["sources"][0]["rows"] == {"not_rejection": 6, "rejection": 6}
