@@ -5,9 +5,11 @@ local Prefect server; a pass whose mailbox another worker is watching ends quiet
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,7 +73,14 @@ def test_prefect_yaml_on_a_process_work_pool(tmp_path: Path) -> None:
     box = f"maildir:{maildir}"  # the name `onward connect --maildir` gives it
     other = create_maildir(tmp_path / "Other")
     deliver_to_maildir(other, make_mail(3))
-    with LocalPrefectServer(tmp_path / "prefect", port=free_port(4300)) as server:
+    with LocalPrefectServer(
+        tmp_path / "prefect", port=free_port(4300), keep_runs_days=12
+    ) as server:
+        # The retention policy ([worker] keep_runs_days) reached the server.
+        with urllib.request.urlopen(f"{server.api_url}/admin/settings", timeout=30) as answer:
+            vacuum = json.loads(answer.read())["server"]["services"]["db_vacuum"]
+        assert sorted(vacuum["enabled"]) == ["events", "flow_runs"]
+        assert vacuum["retention_period"] == "P12D"
         env = {
             **os.environ,
             "ONWARD_HOME": str(tmp_path / "home"),
