@@ -111,6 +111,9 @@ class WorkerSettings(Section):
     prefect_port: int = Field(4200, ge=1, le=65535)
     # The health endpoint of `onward run` on 127.0.0.1; 0 for none.
     health_port: int = Field(4280, ge=0, le=65535)
+    # Retention of the local Prefect server onward starts: older flow runs (with their
+    # logs and artifacts) and events are deleted.
+    keep_runs_days: int = Field(30, ge=1, le=3650)
 
 
 class ReactionSettings(Section):

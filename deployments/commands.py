@@ -224,7 +224,12 @@ def _prefect_api(settings: Settings) -> Iterator[None]:
         return
     from onward.deployments.server import LocalPrefectServer
 
-    with LocalPrefectServer(settings.prefect_home, port=0, services=False) as server:
+    with LocalPrefectServer(
+        settings.prefect_home,
+        port=0,
+        services=False,
+        keep_runs_days=settings.worker.keep_runs_days,
+    ) as server:
         os.environ["PREFECT_API_URL"] = server.api_url
         try:
             yield

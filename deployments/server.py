@@ -15,8 +15,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from onward.tasks.errors import OnwardError
 from onward.tasks.lifecycle import launch_command
@@ -48,10 +50,45 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def retention_env(keep_runs_days: int) -> dict[str, str]:
+    """Day-one retention for a Prefect server: flow runs (with their logs and artifacts)
+    and events older than ``keep_runs_days`` are deleted; events after 7 days at most.
+    Prefect's default vacuums events only, so runs and logs would pile up forever."""
+    days = 24 * 3600
+    return {
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(keep_runs_days * days),
+        # A plain timedelta there: ISO 8601, not seconds.
+        "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"P{min(keep_runs_days, 7)}D",
+    }
+
+
+# The server's own log stays bounded: LOG_BYTES per file, LOG_BACKUPS old files.
+LOG_BYTES = 5 * 1024 * 1024
+LOG_BACKUPS = 3
+
+
+def copy_rotating(stream: IO[bytes], path: Path) -> None:
+    """Copy a child's output into ``path``, rotated (a file the child wrote itself could not
+    be rotated under it); ends when the child closes its output."""
+    handler = RotatingFileHandler(
+        path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", errors="replace"
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    try:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            handler.emit(logging.makeLogRecord({"msg": line}))
+    finally:
+        handler.close()
+        stream.close()
+
+
 class LocalPrefectServer:
     """``prefect server start`` on 127.0.0.1 with its SQLite under ``home``; stopped on exit.
 
     ``services=False`` runs the API alone (no scheduler): enough for `onward sync`.
+    ``keep_runs_days``: the retention policy installed with it (``[worker] keep_runs_days``).
     """
 
     def __init__(
@@ -61,11 +98,13 @@ class LocalPrefectServer:
         startup_timeout: float = 180.0,
         *,
         services: bool = True,
+        keep_runs_days: int = 30,
     ) -> None:
         self.home = home
         self.port = free_port(port)
         self.startup_timeout = startup_timeout
         self.services = services
+        self.keep_runs_days = keep_runs_days
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "prefect-server.log"
         self.restarts = 0
@@ -98,12 +137,9 @@ class LocalPrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
             "DO_NOT_TRACK": "1",
-            # Day-one retention: old runs, logs and events do not pile up forever.
-            "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
-            "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(90 * 24 * 3600),
+            **retention_env(self.keep_runs_days),
         }
         env.pop("PREFECT_API_URL", None)
-        log = self.log_path.open("ab")
         command = [sys.executable, "-m", "prefect", "server", "start"]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
         if not self.services:
@@ -111,12 +147,18 @@ class LocalPrefectServer:
         self.process = subprocess.Popen(
             launch_command(command),
             env=env,
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C is for onward, which then stops the server
         )
-        log.close()
+        assert self.process.stdout is not None
+        threading.Thread(
+            target=copy_rotating,
+            args=(self.process.stdout, self.log_path),
+            name="onward-prefect-server-log",
+            daemon=True,
+        ).start()
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -49,7 +49,11 @@ def run_worker(settings: Settings, mailbox: str | None, config_file: str | None)
         if not os.environ.get("PREFECT_API_URL"):
             print("starting a local Prefect server ...", flush=True)
             server = stack.enter_context(
-                LocalPrefectServer(settings.prefect_home, port=settings.worker.prefect_port)
+                LocalPrefectServer(
+                    settings.prefect_home,
+                    port=settings.worker.prefect_port,
+                    keep_runs_days=settings.worker.keep_runs_days,
+                )
             )
             os.environ["PREFECT_API_URL"] = server.api_url
             ui = server.ui_url

@@ -10,17 +10,22 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 from prefect.runtime import flow_run
+from prefect.states import Completed
 
 from onward.flows.common import Story, tell_all
 from onward.tasks.calendar.actions import publish_calendar, push_calendar
+from onward.tasks.errors import OnwardError
 from onward.tasks.feedback.answers import Answered
 from onward.tasks.mail.actions import (
     PendingRejection,
+    mailbox_name,
+    mailboxes_to_watch,
     pending_rejection_events,
     sync_mailbox,
     unasked_reviews,
 )
 from onward.tasks.mail.sync import SyncReport
+from onward.tasks.mail.watch_slot import watch_slot
 from onward.tasks.plan.actions import find_feedback_answers
 from onward.tasks.reactions import mark_reactions_started, record_reaction_failure
 from onward.tasks.runtime import explain_failure
@@ -35,6 +40,7 @@ COOLDOWN = "cooldown/cooldown"
 #   worker       here, as tasks of this run, the cooldown's end a scheduled deployment
 #                run (a confirmed borderline rejection);
 #   deployments  as deployment runs with idempotency keys (the interval pass, work pools);
+#                the pass holds the mailbox's watch slot (tasks/mail/watch_slot.py);
 #   none         not at all (only record).
 ReactionMode = Literal["inline", "worker", "deployments", "none"]
 
@@ -53,7 +59,59 @@ def watch_inbox(
 ) -> SyncReport:
     """Sync new mail into the ledger (``since``: ISO date backfill), then start the
     reactions to each rejection (see ``ReactionMode``). ``ask_in_ui``: borderline ones get a
-    question in the Prefect UI (where deployments are served: `onward run`, work pools)."""
+    question in the Prefect UI (where deployments are served: `onward run`, work pools).
+
+    A pass that runs as a deployment run (``reactions="deployments"``: work-pool workers,
+    the interval run) holds the mailbox's watch slot, a Prefect global concurrency limit:
+    when another worker holds it, the run does nothing and ends Completed, quietly."""
+    if reactions != "deployments":
+        return _watch(mailbox, since, config_file, reactions, ask_in_ui)
+    name = mailbox_name(mailbox, config_file)
+    with watch_slot(name) as held:
+        if held:
+            return _watch(name, since, config_file, reactions, ask_in_ui)
+    busy = SyncReport(mailbox=name, busy=True)
+    summary = describe(busy)
+    get_run_logger().info(summary)
+    return Completed(message=summary, data=busy)  # type: ignore[return-value]  # the run's result
+
+
+@flow(name="watch_mailboxes", flow_run_name="watch the mailboxes", log_prints=False)
+def watch_mailboxes(
+    mailboxes: list[str] | None = None, since: str | None = None, config_file: str | None = None
+) -> list[str]:
+    """The work pool's watch: one pass over each connected mailbox (or those named), each
+    with its own cursor and under its own watch slot. Concurrent runs share the mailboxes
+    out between them: each skips the ones another is watching. One mailbox failing does not
+    stop the others; the run fails at the end when any did."""
+    summaries: list[str] = []
+    failed: list[str] = []
+    for name in mailboxes_to_watch(mailboxes, config_file):
+        try:
+            report = watch_inbox(
+                mailbox=name, since=since, config_file=config_file, reactions="deployments"
+            )
+        except Exception as exc:
+            get_run_logger().warning("%s: the pass failed (%s)", name, exc)
+            failed.append(name)
+            continue
+        summaries.append(describe(report))
+    if failed:
+        raise WatchFailedError(f"the pass failed for {', '.join(failed)} (see its run)")
+    return summaries
+
+
+class WatchFailedError(OnwardError):
+    """The pass over one or more mailboxes failed."""
+
+
+def _watch(
+    mailbox: str | None,
+    since: str | None,
+    config_file: str | None,
+    reactions: ReactionMode,
+    ask_in_ui: bool,
+) -> SyncReport:
     report = sync_mailbox(mailbox, since, config_file)
     if reactions != "none":
         report.attention += react_all(
@@ -286,6 +344,8 @@ def ask_in_the_ui(event_id: int, title: str, config_file: str | None) -> None:
 
 def describe(report: SyncReport) -> str:
     """One line a person can read: what the pass found."""
+    if report.busy:
+        return f"another worker is watching {report.mailbox}"
     parts = [f"{report.recorded} new message(s) recorded"]
     if report.already_known:
         parts.append(f"{report.already_known} already known")

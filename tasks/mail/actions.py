@@ -146,3 +146,44 @@ def unasked_reviews(mailbox: str, config_file: str | None) -> list[tuple[int, st
             if session.get_one(DomainEvent, event_id).review_run_id is None:
                 out.append((event_id, load_rejection(session, event_id, settings).title))
         return out
+
+
+@task(
+    name="mailboxes to watch",
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=transient,
+    cache_policy=NO_CACHE,
+)
+def mailboxes_to_watch(wanted: list[str] | None, config_file: str | None) -> list[str]:
+    """``wanted`` (every connected mailbox when None or empty, oldest first); a name that
+    is not connected raises, so a typo in prefect.yaml is not a silent gap."""
+    from sqlalchemy import select
+
+    from onward.tasks.store import Mailbox
+
+    with app_store(config_file) as (_settings, store), store.unit_of_work() as session:
+        connected = list(
+            session.scalars(select(Mailbox.name).order_by(Mailbox.created_at, Mailbox.id))
+        )
+    if not wanted:
+        if not connected:
+            raise MailboxNotConnectedError("no mailbox is connected; run `onward connect` first")
+        return connected
+    missing = [name for name in wanted if name not in connected]
+    if missing:
+        raise MailboxNotConnectedError(
+            f"not connected: {', '.join(missing)}; run `onward connect --name NAME` first"
+        )
+    return list(wanted)
+
+
+def mailbox_name(mailbox: str | None, config_file: str | None) -> str:
+    """``mailbox``, or the name of the last connected one when None."""
+    if mailbox is not None:
+        return mailbox
+    with app_store(config_file) as (_settings, store), store.unit_of_work() as session:
+        row = get_mailbox(session, None)
+        if row is None:
+            raise MailboxNotConnectedError("no mailbox is connected; run `onward connect` first")
+        return row.name

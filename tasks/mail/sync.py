@@ -66,6 +66,8 @@ class SyncReport:
     labels: dict[str, int] = field(default_factory=dict)
     recorded_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    # The pass did not run: another worker holds the mailbox's watch slot.
+    busy: bool = False
 
 
 class MailboxNotConnectedError(OnwardError):

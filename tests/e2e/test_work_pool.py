@@ -1,12 +1,15 @@
 """deployments/prefect.yaml on a real process work pool: `prefect deploy --all` registers
-every deployment, and `prefect worker start` runs a watch pass and the reactions it starts
-(a draft, a cooldown) from the deployed flows, against a real local Prefect server."""
+every deployment, and `prefect worker start` runs a watch pass over every connected mailbox
+and the reactions it starts (a draft, a cooldown) from the deployed flows, against a real
+local Prefect server; a pass whose mailbox another worker is watching ends quietly."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,7 @@ REJECTION = (
     "Kind regards,\nMorgan Lee\n"
 )
 DEPLOYMENTS = {
-    "watch_inbox/watch",
+    "watch_mailboxes/watch",
     "request_feedback/request-feedback",
     "cooldown/cooldown",
     "pick_yourself_up/pick-yourself-up",
@@ -32,6 +35,17 @@ DEPLOYMENTS = {
     "calendar_sync/calendar",
     "networking_round/networking-round",
 }
+
+
+def run_states(api_url: str) -> set[tuple[str, str]]:
+    """(state, message) of every flow run on the server."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        return {
+            (r.state.type.value, r.state.message or "") for r in client.read_flow_runs() if r.state
+        }
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 300) -> str:
@@ -42,11 +56,31 @@ def run(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     return done.stdout + done.stderr
 
 
+# Holds a mailbox's watch slot as another worker's pass would, until stdin closes.
+HOLDER = """
+import sys
+from onward.tasks.mail.watch_slot import watch_slot
+with watch_slot(sys.argv[1]) as held:
+    print("held" if held else "busy", flush=True)
+    sys.stdin.readline()
+"""
+
+
 def test_prefect_yaml_on_a_process_work_pool(tmp_path: Path) -> None:
     maildir = create_maildir(tmp_path / "Maildir")
     deliver_to_maildir(maildir, make_mail(1, subject="Your application", body=REJECTION))
     deliver_to_maildir(maildir, make_mail(2))
-    with LocalPrefectServer(tmp_path / "prefect", port=free_port(4300)) as server:
+    box = f"maildir:{maildir}"  # the name `onward connect --maildir` gives it
+    other = create_maildir(tmp_path / "Other")
+    deliver_to_maildir(other, make_mail(3))
+    with LocalPrefectServer(
+        tmp_path / "prefect", port=free_port(4300), keep_runs_days=12
+    ) as server:
+        # The retention policy ([worker] keep_runs_days) reached the server.
+        with urllib.request.urlopen(f"{server.api_url}/admin/settings", timeout=30) as answer:
+            vacuum = json.loads(answer.read())["server"]["services"]["db_vacuum"]
+        assert sorted(vacuum["enabled"]) == ["events", "flow_runs"]
+        assert vacuum["retention_period"] == "P12D"
         env = {
             **os.environ,
             "ONWARD_HOME": str(tmp_path / "home"),
@@ -57,19 +91,48 @@ def test_prefect_yaml_on_a_process_work_pool(tmp_path: Path) -> None:
         env.pop("ONWARD_DATABASE_URL", None)
         onward, prefect = str(BIN / "onward"), str(BIN / "prefect")
         run(env, onward, "connect", "--maildir", str(maildir), "--address", "sam@example.org")
+        run(env, onward, "connect", "--maildir", str(other), "--address", "sam@example.org",
+            "--name", "other")  # fmt: skip
         run(env, prefect, "work-pool", "create", "onward", "--type", "process")
         run(env, prefect, "--no-prompt", "deploy", "--all", "--prefect-file",
             "deployments/prefect.yaml")  # fmt: skip
         listed = run(env, prefect, "deployment", "ls")
         for name in DEPLOYMENTS:
             assert name.split("/")[0] in listed, name
-        run(env, prefect, "deployment", "run", "watch_inbox/watch", "--param", "since=1990-01-01")
+        run(env, prefect, "deployment", "run", "watch_mailboxes/watch",
+            "--param", "since=1990-01-01")  # fmt: skip
         first = run(env, prefect, "worker", "start", "--pool", "onward", "--run-once")
-        assert "2 new message(s) recorded, 1 rejection(s)" in first
-        # The pass started the reactions as deployment runs; the next worker pass runs them.
-        second = run(env, prefect, "worker", "start", "--pool", "onward", "--run-once")
+        # Every connected mailbox, each with its own cursor.
+        assert f"{box}: 2 new message(s) recorded, 1 rejection(s)" in first
+        assert "other: 1 new message(s) recorded" in first
+        # The pass started the reactions as deployment runs; the next worker pass runs them,
+        # and a watch run while another worker is watching the first mailbox: that pass
+        # leaves it alone, quietly, and still watches the other one.
+        deliver_to_maildir(maildir, make_mail(4))
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, box],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            run(env, prefect, "deployment", "run", "watch_mailboxes/watch")
+            second = run(env, prefect, "worker", "start", "--pool", "onward", "--run-once")
+        finally:
+            holder.communicate("\n", timeout=60)
         assert "draft saved to Drafts (drafted)" in second
         assert "cooldown until" in second
-        drafts = run(env, onward, "drafts", "--json", "--no-check")
+        assert f"another worker is watching {box}" in second
+        assert "other: 0 new message(s) recorded" in second
+        assert "Traceback" not in second
+        assert "ERROR" not in second
+        drafts = run(env, onward, "drafts", "--json", "--no-check", "--mailbox", box)
         assert '"state": "drafted"' in drafts
+        # The slot is free again: the next pass picks up what the skipped one left.
+        run(env, prefect, "deployment", "run", "watch_mailboxes/watch")
+        after = run(env, prefect, "worker", "start", "--pool", "onward", "--run-once")
+        assert f"{box}: 1 new message(s) recorded" in after
+        states = run_states(server.api_url)
+        assert ("COMPLETED", f"another worker is watching {box}") in states
+        assert not {state for state, _ in states} & {"FAILED", "CANCELLED", "CRASHED"}, states
     assert len(list((maildir / ".Drafts" / "cur").iterdir())) == 1

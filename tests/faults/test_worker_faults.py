@@ -6,6 +6,8 @@
     the kill is drafted.
 (c) Dovecot restarted while the worker idles: caught up (the rejection drafted) in time.
 (d) The app database (SQLite) locked by another writer for 20 s: the pass catches up after.
+(c) and (d) again with the app database on PostgreSQL (ONWARD_TEST_DATABASE_URL): one more
+    worker, the ledger table locked for (d).
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ class Worker:
         self.log = home.parent / "worker.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.delivered = 0
+        self.database_url: str | None = None  # None: SQLite in home
 
     def state(self) -> dict[str, object]:
         try:
@@ -204,12 +207,9 @@ class Worker:
         return self.delivered
 
 
-@pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    from tests.support.dovecot_fixtures import require_dovecot
-
-    require_dovecot()
-    base = tmp_path_factory.mktemp("worker")
+@contextlib.contextmanager
+def running_worker(base: Path, database_url: str | None = None) -> Iterator[Worker]:
+    """`onward run` on a fresh Dovecot, its app database SQLite (or ``database_url``)."""
     home = base / "home"
     with DovecotServer() as dovecot:
         w = Worker(dovecot, home, free_port())
@@ -223,6 +223,8 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
         }
         for key in ("ONWARD_DATABASE_URL", "PREFECT_API_URL", "PREFECT_HOME"):
             env.pop(key, None)
+        if database_url:
+            env["ONWARD_DATABASE_URL"] = database_url
         subprocess.run(
             [ONWARD, "connect", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user",
              "alice", "--address", "alice@example.org", "--security", "plain",
@@ -243,6 +245,45 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
                 raise
             assert code == 0, w.log.read_text()[-3000:]
             wait_for(lambda: not processes_naming(str(home)), 20, "nothing of the worker left")
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    from tests.support.dovecot_fixtures import require_dovecot
+
+    require_dovecot()
+    with running_worker(tmp_path_factory.mktemp("worker")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def pg_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """The worker with its app database on PostgreSQL (a database of its own, dropped after)."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    from tests.support.dovecot_fixtures import require_dovecot
+
+    admin_url = os.environ.get("ONWARD_TEST_DATABASE_URL")
+    if not admin_url:
+        if os.environ.get("ONWARD_REQUIRE_POSTGRES") == "1":
+            pytest.fail("ONWARD_REQUIRE_POSTGRES=1 but ONWARD_TEST_DATABASE_URL is not set")
+        pytest.skip("set ONWARD_TEST_DATABASE_URL to run the PostgreSQL variant")
+    require_dovecot()
+    name = f"onward_faults_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        with running_worker(tmp_path_factory.mktemp("pg-worker"), url) as w:
+            w.database_url = url
+            yield w
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def test_killed_prefect_server_comes_back_and_drafts_go_on(worker: Worker) -> None:
@@ -273,6 +314,14 @@ def test_killed_prefect_server_comes_back_and_drafts_go_on(worker: Worker) -> No
 
 
 def test_dovecot_restart_while_idling_is_caught_up(worker: Worker) -> None:
+    restart_dovecot_and_catch_up(worker, "(c)")
+
+
+def test_postgresql_dovecot_restart_while_idling_is_caught_up(pg_worker: Worker) -> None:
+    restart_dovecot_and_catch_up(pg_worker, "(c, PostgreSQL)")
+
+
+def restart_dovecot_and_catch_up(worker: Worker, label: str) -> None:
     dovecot = worker.dovecot
     assert dovecot.pid is not None
     proc = dovecot._proc
@@ -286,7 +335,7 @@ def test_dovecot_restart_while_idling_is_caught_up(worker: Worker) -> None:
     wait_for(lambda: worker.drafts() == expected, 60, "the draft after the restart")
     caught_up = time.monotonic() - restarted
     print(
-        f"\n(c) Dovecot restarted while the worker idled: a rejection delivered at once "
+        f"\n{label} Dovecot restarted while the worker idled: a rejection delivered at once "
         f"was drafted {caught_up:.1f} s after the restart (reconnects so far "
         f"{worker.state().get('reconnects')})"
     )
@@ -311,5 +360,33 @@ def test_database_locked_for_20_s_then_caught_up(worker: Worker) -> None:
         f"\n(d) app database locked for {released - locked:.0f} s: the rejection was drafted "
         f"{caught_up:.1f} s after the lock was released; failed passes meanwhile "
         f"{worker.state().get('failed_passes')}"
+    )
+    assert caught_up <= 30
+
+
+def test_postgresql_table_locked_for_20_s_then_caught_up(pg_worker: Worker) -> None:
+    """PostgreSQL makes a blocked pass wait rather than fail: the ledger locked by another
+    transaction for 20 s, then the pass goes on."""
+    from sqlalchemy import create_engine, text
+
+    assert pg_worker.database_url is not None
+    engine = create_engine(pg_worker.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE"))
+            locked = time.monotonic()
+            expected = pg_worker.deliver_rejection()
+            while time.monotonic() - locked < 20:
+                assert pg_worker.drafts() < expected, "drafted while the ledger was locked?"
+                time.sleep(1.0)
+            conn.rollback()
+    finally:
+        engine.dispose()
+    released = time.monotonic()
+    caught_up = wait_for(lambda: pg_worker.drafts() == expected, 90, "the draft after the lock")
+    print(
+        f"\n(d, PostgreSQL) ledger locked for {released - locked:.0f} s: the rejection was "
+        f"drafted {caught_up:.1f} s after the lock was released; failed passes meanwhile "
+        f"{pg_worker.state().get('failed_passes')}"
     )
     assert caught_up <= 30
