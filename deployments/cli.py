@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         args.settings = settings
+        # No telemetry from any Prefect server onward starts, the demo's included.
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("DO_NOT_TRACK", "1")
         if args.command != "demo":  # the demo keeps everything inside its own folder
             secure_home(settings.home)
             prepare_environment(settings)

@@ -137,6 +137,9 @@ class LocalPrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
             "DO_NOT_TRACK": "1",
+            # The UI asks this address for its data; without it, it asks port 4200 and
+            # shows "Can't connect to Server API" whenever the server runs elsewhere.
+            "PREFECT_UI_API_URL": self.api_url,
             **retention_env(self.keep_runs_days),
         }
         env.pop("PREFECT_API_URL", None)

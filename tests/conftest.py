@@ -20,6 +20,11 @@ from onward.tasks.store import Store
 
 pytest_plugins = ["tests.support.dovecot_fixtures", "tests.support.radicale"]
 
+# Tests send traffic nowhere but 127.0.0.1: no telemetry from Prefect, in this process or
+# in any server a test starts.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+
 
 def _postgres_admin_url() -> str | None:
     url = os.environ.get("ONWARD_TEST_DATABASE_URL")

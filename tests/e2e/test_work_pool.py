@@ -78,9 +78,14 @@ def test_prefect_yaml_on_a_process_work_pool(tmp_path: Path) -> None:
     ) as server:
         # The retention policy ([worker] keep_runs_days) reached the server.
         with urllib.request.urlopen(f"{server.api_url}/admin/settings", timeout=30) as answer:
-            vacuum = json.loads(answer.read())["server"]["services"]["db_vacuum"]
+            settings = json.loads(answer.read())
+        vacuum = settings["server"]["services"]["db_vacuum"]
         assert sorted(vacuum["enabled"]) == ["events", "flow_runs"]
         assert vacuum["retention_period"] == "P12D"
+        # The UI asks this server for its data, not the default port's.
+        ui_settings = f"{server.ui_url.rstrip('/')}/ui-settings"
+        with urllib.request.urlopen(ui_settings, timeout=30) as answer:
+            assert json.loads(answer.read())["api_url"] == server.api_url
         env = {
             **os.environ,
             "ONWARD_HOME": str(tmp_path / "home"),
