@@ -208,6 +208,9 @@ class ImapMailbox(Opened):
         found = self._call(lambda c: c.search(["UID", f"{last_uid + 1}:*"]))
         return sorted(uid for uid in found if uid > last_uid)
 
+    def settled(self, uid: int) -> int:
+        return uid  # the server never hands out a UID twice
+
     def uids_since(self, since: datetime) -> list[int]:
         # SEARCH SINCE has day granularity in the server's time zone, so only the days
         # around ``since`` need their INTERNALDATE checked; everything later is in.

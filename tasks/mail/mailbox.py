@@ -77,6 +77,11 @@ class Mailbox(Protocol):
         """UIDs above ``last_uid``, ascending."""
         ...
 
+    def settled(self, uid: int) -> int:
+        """The furthest the cursor may move towards ``uid``: no message delivered later
+        can get a UID at or below it (IMAP: ``uid`` itself)."""
+        ...
+
     def uids_since(self, since: datetime) -> list[int]:
         """UIDs of messages that arrived at or after ``since``, ascending."""
         ...

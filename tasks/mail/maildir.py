@@ -42,6 +42,10 @@ class _Entry:
     size: int
 
 
+# Longer than any kernel clock tick (1-10 ms): see MaildirMailbox.settled.
+SETTLE_US = 50_000
+
+
 class MaildirMailbox(Opened):
     """One Maildir++ folder: ``INBOX`` is the root, ``Drafts`` is ``.Drafts``."""
 
@@ -51,6 +55,7 @@ class MaildirMailbox(Opened):
         self.poll_interval = poll_interval
         self._entries: dict[int, list[_Entry]] = {}
         self._signature: tuple[int, ...] | None = None
+        self._scanned_at_us = 0
 
     @property
     def folder_path(self) -> Path:
@@ -76,6 +81,7 @@ class MaildirMailbox(Opened):
         self._entries.clear()
 
     def _scan(self) -> None:
+        self._scanned_at_us = time.time_ns() // 1000
         entries: dict[int, list[_Entry]] = {}
         for sub in ("new", "cur"):
             with os.scandir(self.folder_path / sub) as it:
@@ -91,6 +97,13 @@ class MaildirMailbox(Opened):
     def uids_after(self, last_uid: int) -> list[int]:
         self._scan()
         return sorted(uid for uid in self._entries if uid > last_uid)
+
+    def settled(self, uid: int) -> int:
+        # A UID is a file's ctime, read from the kernel's coarse clock: a message delivered
+        # just after the scan can share the newest UID seen. The cursor stays short of the
+        # last SETTLE_US before the scan, so such a message is read on the next pass (the
+        # ledger skips the ones it knows) and never falls under the cursor for good.
+        return min(uid, self._scanned_at_us - SETTLE_US)
 
     def uids_since(self, since: datetime) -> list[int]:
         self._scan()

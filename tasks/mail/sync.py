@@ -144,7 +144,9 @@ def sync_once(
             inserted = insert_ledger_rows(session, rows)
             _count(rows, inserted, report)
             insert_events(session, mailbox_id, events, inserted)
-            _advance(_mailbox_row(session, mailbox_name), state.uidvalidity, batch[-1])
+            _advance(
+                _mailbox_row(session, mailbox_name), state.uidvalidity, mailbox.settled(batch[-1])
+            )
         progress.report("messages", uids.index(batch[-1]) + 1, len(uids))
 
     # A big backlog is decided in a second process while this one fetches the next batch:
@@ -169,7 +171,7 @@ def sync_once(
             write(*pending)
     with store.unit_of_work() as session:
         row = _mailbox_row(session, mailbox_name)
-        _advance(row, state.uidvalidity, state.uidnext - 1)
+        _advance(row, state.uidvalidity, mailbox.settled(state.uidnext - 1))
         row.last_sync_at = utcnow()
         row.last_error = None
     report.seconds = time.monotonic() - started

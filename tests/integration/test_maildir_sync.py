@@ -56,6 +56,32 @@ def test_first_run_ignores_old_mail_then_records_new_once(store: Store, maildir:
     assert _sync(store, maildir).recorded == 0
 
 
+def test_mail_delivered_in_the_same_clock_tick_as_the_cursor_is_still_read(
+    store: Store, maildir: Path
+) -> None:
+    # A Maildir UID is a file's ctime from the kernel's coarse clock: a message delivered
+    # right after a pass can share the newest UID the pass saw (a tick is 1-10 ms; a test
+    # cannot hit one on purpose, so it checks the rule that makes it harmless: the cursor
+    # never reaches a UID that fresh mail could still get).
+    add_mailbox(store, kind="maildir", path=str(maildir))
+    _sync(store, maildir)  # the first run starts the watch
+    deliver_to_maildir(maildir, make_mail(1))
+    assert _sync(store, maildir).recorded == 1
+    with MaildirMailbox(maildir) as box:
+        box.open()
+        newest = max(box.uids_after(0))
+        # The cursor stays short of a UID seen just now: later mail can still get it.
+        assert box.settled(newest) < newest
+    late = deliver_to_maildir(maildir, make_mail(2))
+    with MaildirMailbox(maildir) as box:
+        box.open()
+        assert newest <= max(box.uids_after(0)), "the late file's UID is not below the newest"
+    second = _sync(store, maildir)
+    assert second.recorded == 1, second
+    assert sorted(_ledger_keys(store)) == ["<test-1@company.example>", "<test-2@company.example>"]
+    assert late.exists()
+
+
 def test_since_backfills_history(store: Store, maildir: Path) -> None:
     add_mailbox(store, kind="maildir", path=str(maildir))
     old = deliver_to_maildir(maildir, make_mail(1))
