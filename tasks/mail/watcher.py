@@ -147,6 +147,7 @@ class Watcher:
     def _pass_until_caught_up(self, mailbox: Mailbox, stop: threading.Event) -> None:
         delay = self.backoff_initial
         rechecks = 0
+        last_seen: int | None = None  # UIDNEXT at the last re-check
         while not stop.is_set():
             self.wake.clear()  # a ring from now on asks for one more pass
             with self._passes:
@@ -182,7 +183,15 @@ class Watcher:
             except Exception as exc:  # the database is busy: a pass finds out for sure
                 log.info("could not compare the folder with the cursor (%s)", exc)
                 behind = True
-            if not behind or rechecks >= MAX_RECHECKS:
+            if not behind:
+                return
+            if state.uidnext != last_seen:
+                # New mail since the last look: a steady stream, not a cursor that never
+                # agrees. Giving up here would leave it until the next ring, and the look
+                # itself has already taken in the news a ring would have brought.
+                rechecks = 0
+            last_seen = state.uidnext
+            if rechecks >= MAX_RECHECKS:
                 return  # (a cursor that never agrees waits for the next ring or renewal)
             rechecks += 1
             self.stats.rechecks += 1
