@@ -144,7 +144,7 @@ class Features:
     the dense ones from the rules."""
 
     text: dict[str, tuple[str, int, int, int]]  # feature -> (field, sentence, tok a, tok b)
-    values: dict[str, float]  # feature -> its value
+    scale: float  # the value of each text feature: the bag of words has unit length
     dense: dict[str, float]
     sentences: dict[str, list[list[Token]]]
     # Each sentence's own features (feature, first token, last token) and value; their
@@ -169,10 +169,10 @@ def extract(
                 text.setdefault(prefix + feat if prefix else feat, (where, k, a, b))
     # The message as a bag of words: long mail has more words, not more evidence, so the
     # bag has unit length.
-    values = dict.fromkeys(text, max(len(text), 1) ** -0.5)
+    scale = max(len(text), 1) ** -0.5
     dense = {f"rule:{label}": min(score, 8.0) / 4.0 for label, score in rule_scores.items()}
     dense.update(extra)
-    return Features(text, values, dense, sentences, by_sentence)
+    return Features(text, scale, dense, sentences, by_sentence)
 
 
 @dataclass(frozen=True)
@@ -191,11 +191,8 @@ class LinearModel:
 
     def margin(self, features: Features) -> float:
         w = self.weights
-        total = self.bias
-        for feat, x in features.values.items():
-            value = w.get(feat)
-            if value is not None:
-                total += value * x
+        get = w.get
+        total = self.bias + features.scale * sum(get(f, 0.0) for f in features.text)
         for feat, x in features.dense.items():
             total += w.get(feat, 0.0) * x
         return total + self._best_sentence(features)[0]
@@ -297,7 +294,7 @@ def train(
     # (message features, sentences (value, features), label, weight)
     rows: list[tuple[list[tuple[str, float]], list[tuple[float, list[str]]], float, float]] = []
     for feats, positive, weight in data:
-        x = [(f, v) for f, v in feats.values.items() if counts[f] >= min_count]
+        x = [(f, feats.scale) for f in feats.text if counts[f] >= min_count]
         x += [(f, v) for f, v in feats.dense.items() if v]
         sents = [
             (sx, [t for f, _, _ in sf if counts.get(t := "t:" + f, 0) >= min_count])
