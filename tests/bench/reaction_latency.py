@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,12 +54,6 @@ Here is what happened this week in the projects you follow: {n} new releases.
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -70,6 +63,7 @@ def main() -> None:
     from imapclient import IMAPClient
 
     from tests.support.dovecot import DovecotServer
+    from tests.support.processes import free_port, stop_worker
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rejections", type=int, default=100)
@@ -186,12 +180,7 @@ def main() -> None:
             )
             report(delivered, seen, baseline, total_drafts)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                print("the worker did not stop within 180 s of SIGTERM and was killed")
+            stop_worker(worker)
 
 
 def report(

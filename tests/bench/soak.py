@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -33,12 +32,6 @@ REJECTION = (
     "Kind regards,\nMorgan Lee\n"
 )
 ROLES = ["Platform Engineer", "Data Engineer", "Backend Developer", "SRE"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -86,6 +79,7 @@ def ledger_count(db: Path) -> int:
 def main() -> None:
     from onward.tasks.mail.maildir import create_maildir, deliver_to_maildir
     from tests.support.mailgen import make_mail
+    from tests.support.processes import free_port, stop_worker
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
@@ -172,12 +166,7 @@ def main() -> None:
                 print(f"{what}: final / after warm-up = {now:.1f} / {then:.1f} MB = "
                       f"{ratio:.2f}: {verdict}")  # fmt: skip
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                print("the worker did not stop within 180 s of SIGTERM and was killed")
+            stop_worker(worker)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from onward.tasks.store import Cooldown, FeedbackRequest, Mailbox, Store
 from tests.support.dovecot import DovecotServer
 from tests.support.mailgen import make_mail
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,12 +47,6 @@ def wait_until(predicate: object, timeout: float, what: str, log: Path) -> None:
             return
         time.sleep(0.5)
     pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text(errors='replace')}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check_feed(port: str, log: Path) -> None:
