@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from onward.config.settings import Settings
 from onward.flows.interval_watch import RING_TIMEOUT
+from onward.tasks.heap import release_free_memory
 from onward.tasks.mail.mailbox import Mailbox
 from onward.tasks.mail.watcher import Watcher
 
@@ -70,13 +71,16 @@ class Doorbell:
         # "inline": the draft and the cooldown here, and the cooldown's end (a scheduled
         # deployment run, seconds of API calls) left to the worker's catch-up thread, off
         # the path of the next rejection's draft.
-        with in_process():
-            watch_inbox(
-                mailbox=self.account.name,
-                config_file=self.config_file,
-                reactions="inline",
-                ask_in_ui=True,
-            )
+        try:
+            with in_process():
+                watch_inbox(
+                    mailbox=self.account.name,
+                    config_file=self.config_file,
+                    reactions="inline",
+                    ask_in_ui=True,
+                )
+        finally:
+            release_free_memory()  # months of passes must not keep each one's peak
 
     def _caught_up(self, mailbox: Mailbox) -> bool:
         """UIDNEXT matches the cursor and no rejection waits for its reactions; then the

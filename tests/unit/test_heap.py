@@ -1,0 +1,32 @@
+"""The worker gives freed heap back to the system after a pass."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from onward.tasks import heap
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_memory_goes_back_to_the_system_at_most_once_per_interval() -> None:
+    # Blocks freed between blocks that live on: free pages in the middle of the heap,
+    # which malloc keeps (it only gives back the top of the heap by itself).
+    blocks = [bytearray(4000) for _ in range(50_000)]
+    survivors = blocks[::25]
+    del blocks
+    before = _rss_kib()
+    assert heap.release_free_memory(force=True)
+    after = _rss_kib()
+    assert before - after > 50_000, f"RSS {before} -> {after} KiB"
+    assert not heap.release_free_memory()  # within MIN_INTERVAL of the last trim
+    assert len(survivors) == 2_000
