@@ -44,6 +44,8 @@ class _Entry:
 
 # Longer than any kernel clock tick (1-10 ms): see MaildirMailbox.settled.
 SETTLE_US = 50_000
+# open() only needs the highest UID: it indexes nothing.
+_KEEP_NONE = 1 << 62
 
 
 class MaildirMailbox(Opened):
@@ -73,15 +75,20 @@ class MaildirMailbox(Opened):
         # scan, it swallowed such a delivery until the next one or the interval run (seen
         # in tests/bench/soak.py as a batch left waiting for minutes).
         self._signature = self._dir_signature()
-        self._scan()
-        highest = max(self._entries, default=0)
+        highest = self._scan(above=_KEEP_NONE)
         return FolderState(uidvalidity=(path / "cur").stat().st_ino, uidnext=highest + 1)
 
     def close(self) -> None:
         self._entries.clear()
 
-    def _scan(self) -> None:
+    def _scan(self, above: int, since: datetime | None = None) -> int:
+        """Index the messages with a UID above ``above`` (and, given ``since``, an mtime
+        from then on); return the highest UID in the folder. Only what a pass reads is
+        indexed: an index of the whole folder, rebuilt on every pass, grew the worker's
+        heap with the size of the mailbox (tests/bench/soak.py)."""
         self._scanned_at_us = time.time_ns() // 1000
+        floor = since.timestamp() if since is not None else None
+        highest = 0
         entries: dict[int, list[_Entry]] = {}
         for sub in ("new", "cur"):
             with os.scandir(self.folder_path / sub) as it:
@@ -90,13 +97,17 @@ class MaildirMailbox(Opened):
                         continue
                     st = item.stat()
                     uid = st.st_ctime_ns // 1000
+                    highest = max(highest, uid)
+                    if uid <= above or (floor is not None and st.st_mtime < floor):
+                        continue
                     mtime = datetime.fromtimestamp(st.st_mtime, UTC)
                     entries.setdefault(uid, []).append(_Entry(item.path, uid, mtime, st.st_size))
         self._entries = entries
+        return highest
 
     def uids_after(self, last_uid: int) -> list[int]:
-        self._scan()
-        return sorted(uid for uid in self._entries if uid > last_uid)
+        self._scan(above=last_uid)
+        return sorted(self._entries)
 
     def settled(self, uid: int) -> int:
         # A UID is a file's ctime, read from the kernel's coarse clock: a message delivered
@@ -106,10 +117,8 @@ class MaildirMailbox(Opened):
         return min(uid, self._scanned_at_us - SETTLE_US)
 
     def uids_since(self, since: datetime) -> list[int]:
-        self._scan()
-        return sorted(
-            uid for uid, items in self._entries.items() if any(e.mtime >= since for e in items)
-        )
+        self._scan(above=0, since=since)
+        return sorted(self._entries)
 
     def envelopes(self, uids: Sequence[int]) -> list[Envelope]:
         out: list[Envelope] = []
