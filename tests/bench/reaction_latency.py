@@ -14,7 +14,6 @@ client that mail arrived, the floor for every IDLE-driven reaction.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -63,7 +62,7 @@ def main() -> None:
     from imapclient import IMAPClient
 
     from tests.support.dovecot import DovecotServer
-    from tests.support.processes import free_port, stop_worker
+    from tests.support.processes import free_port, start_worker, stop_worker
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rejections", type=int, default=100)
@@ -95,23 +94,9 @@ def main() -> None:
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         log_path = Path(os.environ.get("ONWARD_BENCH_LOG") or Path(tmp) / "worker.log")
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [onward, "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+        started = time.monotonic()
+        worker = start_worker(onward, env, log_path)
         try:
-            started = time.monotonic()
-            while "watching" not in log_path.read_text(errors="replace"):
-                if worker.poll() is not None or time.monotonic() - started > 240:
-                    raise SystemExit(f"worker did not start:\n{log_path.read_text()}")
-                time.sleep(0.5)
-            while True:  # the first pass starts the watch at "now": wait for it
-                status = subprocess.run(
-                    [onward, "status", "--json"], env=env, capture_output=True, check=True
-                )
-                if json.loads(status.stdout).get("last_sync"):
-                    break
-                time.sleep(0.5)
             print(f"worker ready in {time.monotonic() - started:.1f} s")
 
             # Baseline: a bare IDLE session on INBOX, noting when each EXISTS arrives.

@@ -79,7 +79,7 @@ def ledger_count(db: Path) -> int:
 def main() -> None:
     from onward.tasks.mail.maildir import create_maildir, deliver_to_maildir
     from tests.support.mailgen import make_mail
-    from tests.support.processes import free_port, stop_worker
+    from tests.support.processes import free_port, start_worker, stop_worker
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
@@ -110,18 +110,10 @@ def main() -> None:
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         log_path = Path(os.environ.get("ONWARD_BENCH_LOG") or Path(tmp) / "worker.log")
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [onward, "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+        started = time.monotonic()
+        worker = start_worker(onward, env, log_path)
         db = home / "onward.db"
         try:
-            started = time.monotonic()
-            while "watching" not in log_path.read_text(errors="replace"):
-                if worker.poll() is not None or time.monotonic() - started > 240:
-                    raise SystemExit(f"worker did not start:\n{log_path.read_text()}")
-                time.sleep(0.5)
-            time.sleep(5)  # the first pass only starts the watch
             mb, tree, kids = memory(worker.pid)
             print(f"worker ready in {time.monotonic() - started:.1f} s: "
                   f"worker {mb:.0f} MB, with children {tree:.0f} MB ({kids} children)")  # fmt: skip
