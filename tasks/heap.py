@@ -4,10 +4,10 @@ CPython hands freed memory to the C allocator, and glibc's malloc keeps freed pa
 arenas (one per thread that allocated, up to eight per core) for reuse rather than
 returning them. A long-lived process with many threads (the doorbell, Prefect's event
 loops, the health and feed servers) so keeps each arena's high-water mark, and its
-resident size creeps up although the Python heap stays flat: over 10,000 messages the
-worker grew by a fifth while tracemalloc saw its Python allocations stay level, and
-``malloc_trim(0)`` gave back 122 of 682 MB at once (``tests/bench/soak.py``). After a pass
-the worker asks glibc to return what is free; elsewhere this is a no-op.
+resident size creeps up although the Python heap stays level (tests/bench/soak.py, with
+tracemalloc and memray: no Python object or native allocation grows with the passes). After
+a pass the worker asks glibc to return what is free (``malloc_trim``); in the soak, under
+tracemalloc, one trim gave back 122 of 682 MB. Elsewhere this is a no-op.
 """
 
 from __future__ import annotations
