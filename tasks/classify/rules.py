@@ -55,6 +55,9 @@ class Rules:
     # The learned half (``learned.py``): when present it decides rejection or not from
     # the words and the rules' scores; without it the rules decide alone.
     model: LinearModel | None = field(default=None, compare=False)
+    # Rules the person wrote in their own rules file: what they say is their instruction,
+    # which the model weighs but cannot overrule.
+    own_rules: frozenset[str] = frozenset()
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -241,6 +244,9 @@ def _merge(base: dict[str, Any], user: dict[str, Any], origin: str) -> dict[str,
                 raise ConfigError(f"{origin}: every [[{key}]] needs an id")
             by_id[entry["id"]] = {**by_id.get(entry["id"], {}), **entry}
         merged[key] = list(by_id.values())
+    merged["own_rules"] = sorted(
+        {e["id"] for key in ("rule", "header_rule") for e in user.get(key, [])}
+    )
     rule_ids = {r["id"] for r in merged["rule"]} | {h["id"] for h in merged["header_rule"]}
     for rule_id, weight in user.get("weights", {}).items():
         if rule_id not in rule_ids:
@@ -365,6 +371,7 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
             else None
         ),
         model=None if settings.get("model") == "none" else load_model(),
+        own_rules=frozenset(data.get("own_rules", ())),
     )
 
 

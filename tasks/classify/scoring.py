@@ -89,6 +89,11 @@ def classify(
         rules_say = (
             scores["rejection"] >= compiled.policies.get("rejection", LabelPolicy()).min_score
         )
+        if rules_say and any(r.label == "rejection" and r.rule in rules.own_rules for r in reasons):
+            # The person's own rule says rejection: the model may only add confidence.
+            learned = max(
+                learned, _confidence("rejection", scores, compiled, rules.confidence_scale)
+            )
         if learned >= low and from_user is None and (rules_say or not vetoed):
             contenders = ["rejection"]
             where_span = rules.model.evidence(features)

@@ -448,5 +448,7 @@ def test_feedback_reply_that_restates_the_rejection_is_feedback() -> None:
         "candidates because the panel felt your system design answers were thin. You could "
         "strengthen how you discuss trade-offs.\n\nBest, Marta"
     )
-    assert classify_text(None, None, body).label == "rejection"
+    # The same decision as the first word on it (no feedback was asked for) is a rejection.
+    first_word = body.replace("Happy to share some feedback.", "Thank you for interviewing.")
+    assert classify_text(None, None, first_word).label == "rejection"
     assert classify_text("Re: Feedback request", None, body).label == "feedback_reply"
