@@ -18,6 +18,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,6 +64,9 @@ def _stem(word: str) -> str:
     return word
 
 
+_first = itemgetter(0)
+
+
 class Token(NamedTuple):
     word: str
     start: int
@@ -70,13 +75,36 @@ class Token(NamedTuple):
 
 def tokens(text: str) -> list[list[Token]]:
     """Sentences of normalised tokens of lower-cased ``text``, with offsets into it."""
+    # One pass over the text: a token never spans a sentence break (neither holds the
+    # other's characters), so each goes to the sentence its start falls in.
+    ends = [m.end() for m in _BREAK.finditer(text)]
+    ends.append(len(text) + 1)
     sentences: list[list[Token]] = []
-    start = 0
-    for m in _BREAK.finditer(text):
-        sentences.append(_words(text, start, m.end()))
-        start = m.end()
-    sentences.append(_words(text, start, len(text)))
-    return [s for s in sentences if s]
+    current: list[Token] = []
+    k, limit = 0, ends[0]
+    cache = _PARTS_CACHE
+    if len(cache) > 200_000:
+        cache.clear()
+    for m in _TOKEN.finditer(text):
+        a, b = m.span()
+        if a >= limit:
+            if current:
+                sentences.append(current)
+                current = []
+            while a >= limit:
+                k += 1
+                limit = ends[k]
+        raw = m.group()
+        parts = cache.get(raw)
+        if parts is None:
+            parts = cache[raw] = _parts(raw)
+        if len(parts) == 1:  # most words: one tuple, no generator
+            current.append(Token(parts[0], a, b))
+        else:
+            current.extend([Token(w, a, b) for w in parts])
+    if current:
+        sentences.append(current)
+    return sentences
 
 
 _PARTS_CACHE: dict[str, tuple[str, ...]] = {}
@@ -101,21 +129,6 @@ def _parts(raw: str) -> tuple[str, ...]:
     else:
         parts = (raw,)
     return tuple(_stem(p) for p in parts if p)
-
-
-def _words(text: str, start: int, end: int) -> list[Token]:
-    out: list[Token] = []
-    cache = _PARTS_CACHE
-    if len(cache) > 200_000:
-        cache.clear()
-    for m in _TOKEN.finditer(text, start, end):
-        raw = m.group(0)
-        parts = cache.get(raw)
-        if parts is None:
-            parts = cache[raw] = _parts(raw)
-        a, b = m.span()
-        out.extend(Token(p, a, b) for p in parts)
-    return out
 
 
 def sentence_features(sentence: Sequence[Token]) -> list[tuple[str, int, int]]:
@@ -192,9 +205,10 @@ class LinearModel:
     def margin(self, features: Features) -> float:
         w = self.weights
         get = w.get
-        total = self.bias + features.scale * sum(get(f, 0.0) for f in features.text)
+        # map() over dict.get with a default keeps the per-feature loop in C.
+        total = self.bias + features.scale * sum(map(get, features.text, repeat(0.0)))
         for feat, x in features.dense.items():
-            total += w.get(feat, 0.0) * x
+            total += get(feat, 0.0) * x
         return total + self._best_sentence(features)[0]
 
     def _best_sentence(self, features: Features) -> tuple[float, int]:
@@ -202,7 +216,7 @@ class LinearModel:
         get = self._sentence.get
         best, at = 0.0, -1
         for i, (_, _, x, feats) in enumerate(features.by_sentence):
-            score = x * sum(get(f, 0.0) for f, _, _ in feats)
+            score = x * sum(map(get, map(_first, feats), repeat(0.0)))
             if at < 0 or score > best:
                 best, at = score, i
         return best, at
