@@ -84,8 +84,8 @@ class MaildirMailbox(Opened):
     def _scan(self, above: int, since: datetime | None = None) -> int:
         """Index the messages with a UID above ``above`` (and, given ``since``, an mtime
         from then on); return the highest UID in the folder. Only what a pass reads is
-        indexed: an index of the whole folder, rebuilt on every pass, grew the worker's
-        heap with the size of the mailbox (tests/bench/soak.py)."""
+        indexed: the doorbell keeps its mailbox between passes, and an index of the
+        whole folder held every message's entry for as long as the worker ran."""
         self._scanned_at_us = time.time_ns() // 1000
         floor = since.timestamp() if since is not None else None
         highest = 0
