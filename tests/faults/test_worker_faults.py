@@ -91,6 +91,21 @@ def processes_naming(marker: str) -> set[int]:
     return found
 
 
+def _commands(pids: set[int]) -> list[str]:
+    out = []
+    for pid in sorted(pids):
+        try:
+            out.append(
+                f"{pid}: "
+                + (Path(f"/proc/{pid}/cmdline").read_bytes()[:200])
+                .decode(errors="replace")
+                .replace("\0", " ")
+            )
+        except OSError:
+            out.append(f"{pid}: (gone)")
+    return out
+
+
 def survivors(tree: dict[int, str]) -> set[int]:
     return {pid for pid, stamp in tree.items() if start_time(pid) == stamp}
 
@@ -238,7 +253,20 @@ def running_worker(base: Path, database_url: str | None = None) -> Iterator[Work
                 w.proc.kill()
                 raise
             assert code == 0, w.log.read_text()[-3000:]
-            wait_for(lambda: not processes_naming(str(home)), 20, "nothing of the worker left")
+            # A child still shutting down on a loaded machine is not an orphan; one that
+            # outlives a minute is, and the failure names it.
+            left: set[int] = set()
+
+            def gone() -> bool:
+                left.clear()
+                left.update(processes_naming(str(home)))
+                return not left
+
+            deadline = time.monotonic() + 60
+            while not gone():
+                if time.monotonic() > deadline:
+                    pytest.fail(f"left running a minute after the worker: {_commands(left)}")
+                time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
