@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 import threading
 import time
@@ -23,23 +24,19 @@ MIN_INTERVAL = 30.0
 
 _lock = threading.Lock()
 _last = float("-inf")
-_trim: ctypes._NamedFuncPointer | None = None
-_looked = False
 
 
+@functools.cache
 def _malloc_trim() -> ctypes._NamedFuncPointer | None:
-    global _trim, _looked
-    if not _looked:
-        _looked = True
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                _trim = libc.malloc_trim  # glibc only: musl has none
-                _trim.argtypes = [ctypes.c_size_t]
-                _trim.restype = ctypes.c_int
-            except (OSError, AttributeError):
-                _trim = None
-    return _trim
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # glibc only: musl has none
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
 
 
 def release_free_memory(*, force: bool = False) -> bool:
