@@ -114,6 +114,9 @@ class WorkerSettings(Section):
     # Retention of the local Prefect server onward starts: older flow runs (with their
     # logs and artifacts) and events are deleted.
     keep_runs_days: int = Field(30, ge=1, le=3650)
+    # Above this resident memory (MB) `onward run` restarts itself between passes, giving
+    # back what months of passes fragmented; 0 for never.
+    restart_above_mb: int = Field(512, ge=0)
 
 
 class ReactionSettings(Section):

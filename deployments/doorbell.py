@@ -17,12 +17,13 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from onward.config.settings import Settings
 from onward.flows.interval_watch import RING_TIMEOUT
-from onward.tasks.heap import release_free_memory
+from onward.tasks.heap import MemoryCeiling, release_free_memory
 from onward.tasks.mail.mailbox import Mailbox
 from onward.tasks.mail.watcher import Watcher
 
@@ -35,8 +36,16 @@ log = logging.getLogger("onward.worker")
 class Doorbell:
     """The IDLE watch of one account in a thread; passes are watch_inbox flow runs here."""
 
-    def __init__(self, settings: Settings, account: Account, config_file: str | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        account: Account,
+        config_file: str | None,
+        ceiling: MemoryCeiling | None = None,
+        on_ceiling: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
+        self.ceiling, self.on_ceiling = ceiling, on_ceiling
         self.account = account
         self.config_file = config_file
         self.watcher = Watcher.for_account(account, settings, self._pass)
@@ -81,6 +90,8 @@ class Doorbell:
                 )
         finally:
             release_free_memory()  # months of passes must not keep each one's peak
+            if self.ceiling is not None and self.on_ceiling and self.ceiling.over():
+                self.on_ceiling()
 
     def _caught_up(self, mailbox: Mailbox) -> bool:
         """UIDNEXT matches the cursor and no rejection waits for its reactions; then the

@@ -6,21 +6,28 @@ interval run asks it for a pass rather than competing with it. When PREFECT_API_
 set a local Prefect server is started and supervised: restarted when it dies, while the
 doorbell's passes wait for it with back-off (the app database is the truth; nothing is
 lost). SIGTERM or Ctrl-C stops everything and exits 0; whatever ends the worker, its
-children end with it (``tasks/lifecycle.py``).
+children end with it (``tasks/lifecycle.py``). Above ``[worker] restart_above_mb`` of
+memory it stops the same way between two passes and executes itself again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from onward.config.settings import Settings
 from onward.deployments.server import LocalPrefectServer, healthy
+from onward.tasks.heap import MemoryCeiling
 from onward.tasks.lifecycle import start_guardian
 from onward.tasks.status import write_worker_info
 
@@ -31,19 +38,68 @@ ZOMBIE_AUTOMATION = "onward: crash zombie flow runs"
 CALENDAR_INTERVAL_MINUTES = 15
 # How often cooldowns without a scheduled end are looked for.
 CATCH_UP_SECONDS = 10
+# Set in the environment of the process that a restart for memory starts.
+RESTARTED_FOR_MEMORY = "ONWARD_RESTARTED_FOR_MEMORY"
 
 
 def run_worker(settings: Settings, mailbox: str | None, config_file: str | None) -> int:
+    restarted = bool(os.environ.pop(RESTARTED_FOR_MEMORY, ""))
+    environ = dict(os.environ)  # what a restart for memory starts again with
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # reactions within seconds
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")  # zombie detection
-    start_guardian()  # a SIGKILL of this process ends the flow-run processes it started too
+    guardian = start_guardian()  # a SIGKILL of this process ends the flow-run processes too
     stop = threading.Event()
+    restart = threading.Event()
+    ceiling = MemoryCeiling(settings.worker.restart_above_mb, restarted)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         stop.set()
         raise KeyboardInterrupt  # serve() shuts down cleanly on it
 
+    def restart_for_memory() -> None:
+        if restart.is_set():
+            return
+        restart.set()
+        print(
+            f"onward uses {ceiling.exceeded_at:.0f} MB, above [worker] restart_above_mb = "
+            f"{ceiling.limit_mb}: restarting to give it back",
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)  # the same clean stop as systemd's
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    code = _run(settings, mailbox, config_file, stop, Watch(ceiling, restart_for_memory))
+    if restart.is_set():
+        _exec_again(environ, guardian)
+    return code
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the doorbell checks after each pass, and what it calls when memory is over."""
+
+    ceiling: MemoryCeiling
+    on_ceiling: Callable[[], None]
+
+
+def _exec_again(environ: dict[str, str], guardian: subprocess.Popen[bytes] | None) -> None:
+    """Replace this process with a fresh `onward run` (same pid: systemd and a terminal see
+    one process throughout). Everything was stopped cleanly; the guardian goes too, the new
+    process starts its own."""
+    if guardian is not None:
+        guardian.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            guardian.wait(timeout=10)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    os.execve(sys.executable, argv, {**environ, RESTARTED_FOR_MEMORY: "1"})
+
+
+def _run(
+    settings: Settings, mailbox: str | None, config_file: str | None, stop: threading.Event,
+    watch: Watch,
+) -> int:  # fmt: skip
     with ExitStack() as stack:
         server: LocalPrefectServer | None = None
         if not os.environ.get("PREFECT_API_URL"):
@@ -69,7 +125,7 @@ def run_worker(settings: Settings, mailbox: str | None, config_file: str | None)
         else:
             ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
         try:
-            return _serve(settings, mailbox, config_file, ui, server, stop)
+            return _serve(settings, mailbox, config_file, ui, server, stop, watch)
         except KeyboardInterrupt:
             return 0
     return 0  # pragma: no cover - ExitStack never swallows
@@ -82,13 +138,14 @@ def _serve(
     ui: str,
     server: LocalPrefectServer | None,
     stop: threading.Event,
+    watch: Watch,
 ) -> int:
     # Imported only now: Prefect reads PREFECT_API_URL when it is first imported.
     from onward.deployments.doorbell import Doorbell
     from onward.tasks.mail.accounts import load_account
 
     account = load_account(settings, mailbox)
-    doorbell = Doorbell(settings, account, config_file)
+    doorbell = Doorbell(settings, account, config_file, watch.ceiling, watch.on_ceiling)
     catch_up = threading.Thread(
         target=_catch_up, args=(settings, config_file, stop), name="onward-catch-up", daemon=True
     )

@@ -139,3 +139,54 @@ def test_worker_drafts_once_and_survives_a_restart(
         if worker.poll() is None:
             stop_worker(worker)
         store.close()
+
+
+def test_worker_over_its_memory_ceiling_restarts_itself_once_and_goes_on(
+    dovecot: DovecotServer, tmp_path: Path, database_url: str
+) -> None:
+    """A ceiling below what onward needs: the first pass is over it, so the worker stops
+    cleanly and executes itself again (same pid, nothing of the first one left); the new
+    one is over it at its first pass too, says the ceiling is too low and goes on."""
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "ONWARD_HOME": str(home),
+        "ONWARD_DATABASE_URL": database_url,
+        "MAIL_PW": "secret",
+        "ONWARD_CALENDAR_FEED_PORT": "0",
+        "ONWARD_WORKER_HEALTH_PORT": str(free_port()),
+        "ONWARD_WORKER_PREFECT_PORT": str(free_port()),
+        "ONWARD_WORKER_RESTART_ABOVE_MB": "64",
+    }
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run(
+        [ONWARD, "connect", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user",
+         "alice", "--address", "alice@example.org", "--security", "plain",
+         "--password-env", "MAIL_PW"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        wait_until(lambda: log.read_text().count("watching") == 2, 300, "the restart", log)
+        assert log.read_text().count("restarting to give it back") == 1
+        assert worker.poll() is None  # the same process, executed again
+        guards = [
+            p for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _cmdline(p).endswith(f"lifecycle guard {worker.pid}")
+        ]  # fmt: skip
+        assert len(guards) == 1, "the first incarnation's guardian is gone"
+        dovecot.deliver("alice", make_mail(1, subject="Your application", body=REJECTION))
+        wait_until(lambda: drafts_count(dovecot) == 1, 120, "the draft", log)
+        wait_until(lambda: "not restarting for memory" in log.read_text(), 60, "warning", log)
+        assert log.read_text().count("restarting to give it back") == 1
+    finally:
+        if worker.poll() is None:
+            assert stop_worker(worker) == 0
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
