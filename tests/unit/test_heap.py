@@ -37,12 +37,15 @@ def test_memory_ceiling_says_over_once_above_it_and_never_loops_after_a_restart(
     assert not heap.MemoryCeiling(0).over()  # 0: never
     assert not heap.MemoryCeiling(1_000_000).over()
     over = heap.MemoryCeiling(1)
-    assert over.over() and over.over()  # stays over until the restart
-    assert over.exceeded_at is not None and over.exceeded_at > 1
+    assert over.over()
+    assert over.over()  # stays over until the restart
+    assert over.exceeded_at is not None
+    assert over.exceeded_at > 1
     # Started by a restart and over at once: restarting again would loop, so it stops.
     looping = heap.MemoryCeiling(1, restarted=True)
     assert not looping.over()
-    assert looping.limit_mb == 0 and not looping.over()
+    assert looping.limit_mb == 0
+    assert not looping.over()
     # Started by a restart, under at first and over later: that one is real growth.
     later = heap.MemoryCeiling(1_000_000, restarted=True)
     assert not later.over()
