@@ -271,6 +271,7 @@ def _watch_forever(
 
     from onward.flows.common import in_process
     from onward.flows.watch_inbox import describe, watch_inbox
+    from onward.tasks.lifecycle import set_from_signal
     from onward.tasks.mail.accounts import load_account
     from onward.tasks.mail.mailbox import Mailbox
     from onward.tasks.mail.watcher import Watcher
@@ -285,7 +286,7 @@ def _watch_forever(
         print(describe(report), flush=True)
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: set_from_signal(stop))
     watcher = Watcher.for_account(account, settings, run_sync)
     print(f"watching {account.name}; Ctrl-C to stop", flush=True)
     try:

@@ -28,7 +28,7 @@ from typing import Any
 from onward.config.settings import Settings
 from onward.deployments.server import LocalPrefectServer, healthy
 from onward.tasks.heap import MemoryCeiling
-from onward.tasks.lifecycle import start_guardian
+from onward.tasks.lifecycle import set_from_signal, start_guardian
 from onward.tasks.status import write_worker_info
 
 log = logging.getLogger("onward.worker")
@@ -53,7 +53,7 @@ def run_worker(settings: Settings, mailbox: str | None, config_file: str | None)
     ceiling = MemoryCeiling(settings.worker.restart_above_mb, restarted)
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        stop.set()
+        set_from_signal(stop)
         raise KeyboardInterrupt  # serve() shuts down cleanly on it
 
     def restart_for_memory() -> None:
@@ -194,7 +194,7 @@ def _serve_once(deployments: list[Any], limit: int, stop: threading.Event) -> No
 
     class _Runner(Runner):
         def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
-            stop.set()
+            set_from_signal(stop)
             super().handle_sigterm(*args, **kwargs)
 
     runner = _Runner(limit=limit)

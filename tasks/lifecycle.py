@@ -121,20 +121,38 @@ def start_guardian() -> subprocess.Popen[bytes] | None:
     )
 
 
+def set_from_signal(event: threading.Event) -> None:
+    """Set ``event`` from a signal handler.
+
+    A handler runs between two bytecodes of the main thread, perhaps inside ``event.wait()``
+    or inside this same handler's ``event.set()`` for an earlier signal, both holding the
+    event's lock: taking it again there deadlocks for good (the guardian hung so under a
+    burst of SIGTERMs). A short-lived thread takes the lock instead, once the main thread
+    has let it go.
+    """
+    if not event.is_set():
+        threading.Thread(target=event.set, name="onward-signal", daemon=True).start()
+
+
 def _guard(owner: int, interval: float = 1.0) -> None:
     started = start_time(owner)
-    gone = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: gone.set())
+    gone = False
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        nonlocal gone
+        gone = True  # a plain flag: no lock a second signal could find taken
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for onward; it tells us by dying
     die_with_parent(signal.SIGTERM, owner)
     me = os.getpid()
     known: dict[int, str] = {}
-    while not gone.is_set() and alive(owner, started):
+    while not gone and alive(owner, started):
         for pid in descendants([owner]) - {me}:
             if pid not in known and (stamp := start_time(pid)) is not None:
                 known[pid] = stamp
         known = {pid: stamp for pid, stamp in known.items() if alive(pid, stamp)}
-        gone.wait(interval)
+        time.sleep(interval)
     # The owner is gone: its children are now init's. Kill what we saw, and their trees.
     for _ in range(5):
         living = {pid for pid, stamp in known.items() if alive(pid, stamp)}
