@@ -40,7 +40,9 @@ _CONTRACTIONS = {
     "cannot": ("can", "not"),
 }
 _SUFFIXES = {"n't": "not", "'re": "are", "'ve": "have", "'ll": "will", "'m": "am", "'d": "would"}
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+")
+# Letters of the Latin alphabets ("bewerbung", "candidature", "søknad", "rekrutacja" are
+# words, not fragments); as fast as [a-z], where \w-based classes cost half as much again.
+_TOKEN = re.compile(r"[a-z\u00c0-\u024f]+(?:'[a-z\u00c0-\u024f]+)?|\d+")
 # Sentence ends: the rules' own notion, plus line breaks between short lines.
 _BREAK = re.compile(r"[.!?;:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
 # Rejections are short; the model reads the start of long mail only (digests and threads

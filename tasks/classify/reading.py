@@ -272,6 +272,8 @@ def _read(message: Message, rules: Rules) -> _Reading:
     # but "other", so the rules are not even tried (most of an inbox, read in microseconds).
     both = f"{lowered_subject}\n{lowered_body}"
     job_mail = not compiled.job_words or any(_starts_word(both, w) for w in compiled.job_words)
+    if not job_mail and len(lowered_body) <= rules.short_mail_chars:
+        job_mail = any(_starts_word(both, w) for w in compiled.short_mail_words)
     reasons: list[Reason] = []
     if job_mail:
         reasons += _scan(

@@ -46,6 +46,10 @@ class Rules:
     max_chars: int = 20000
     confidence_scale: float = 1.5
     job_words: frozenset[str] = frozenset()
+    # Words that make short mail worth reading though it names no job ("not gonna work
+    # out, sorry"): only in mail whose text is at most ``short_mail_chars`` long.
+    short_mail_words: frozenset[str] = frozenset()
+    short_mail_chars: int = 1500
     # (stage, pattern) latest first, and the pattern that says a stage was not reached.
     stages: tuple[tuple[str, str], ...] = ()
     stage_not_reached: str | None = None
@@ -103,6 +107,7 @@ class _Compiled:
     no_reply: re.Pattern[str]
     prefix_index: Mapping[str, tuple[str, ...]]
     job_words: frozenset[str]
+    short_mail_words: frozenset[str]
     stages: tuple[tuple[str, re.Pattern[str]], ...]
     stage_not_reached: re.Pattern[str] | None
     model_veto: re.Pattern[str] | None
@@ -163,6 +168,7 @@ def _compile(rules: Rules) -> _Compiled:
         no_reply=_regex(rules.no_reply_pattern, "settings.no_reply_pattern"),
         prefix_index=_prefix_index((*subject, *body)),
         job_words=rules.job_words,
+        short_mail_words=rules.short_mail_words,
         stages=tuple((name, _regex(p, f"stages.{name}")) for name, p in rules.stages),
         stage_not_reached=(
             _regex(rules.stage_not_reached, "stages.not_reached")
@@ -363,6 +369,8 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         max_chars=int(settings.get("max_chars", 20000)),
         confidence_scale=float(settings.get("confidence_scale", 1.5)),
         job_words=frozenset(w.lower() for w in settings.get("job_words", ())),
+        short_mail_words=frozenset(w.lower() for w in settings.get("short_mail_words", ())),
+        short_mail_chars=int(settings.get("short_mail_chars", 1500)),
         stages=stages,
         stage_not_reached=not_reached,
         model_veto=(

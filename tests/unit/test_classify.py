@@ -452,3 +452,23 @@ def test_feedback_reply_that_restates_the_rejection_is_feedback() -> None:
     first_word = body.replace("Happy to share some feedback.", "Thank you for interviewing.")
     assert classify_text(None, None, first_word).label == "rejection"
     assert classify_text("Re: Feedback request", None, body).label == "feedback_reply"
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "read"),
+    [
+        (None, "not gonna work out on our end, sorry!! appreciate you tho", True),
+        ("Saturday trial", "Thanks for coming in. We won't be taking you on.", True),
+        ("Absage: Ihre Bewerbung", "Leider müssen wir Ihnen mitteilen ...", True),
+        ("Dinner", "See you at eight, bring the salad.", False),
+        # A long newsletter that only says sorry is ordinary mail: not read.
+        ("Weekly digest", "sorry for the late issue. " + "Lorem ipsum dolor sit. " * 80, False),
+    ],
+)
+def test_which_mail_is_read_at_all(subject: str | None, body: str, read: bool) -> None:
+    """Mail naming no job is never read (an inbox stays cheap), except short mail that
+    says a decision or names the work, and hiring mail in other languages."""
+    from onward.tasks.classify.reading import features_of
+
+    message = message_from_text(subject, "Kim <kim@firm.example>", body)
+    assert (features_of(message, load_rules(None)) is not None) is read
