@@ -48,6 +48,13 @@ def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="for each labelled file, fit on the others and score it (generalisation, not fit)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --leave-one-source-out: train N folds at once (one process each)",
+    )
     _common(p)
     p.set_defaults(func=cmd_eval)
 
@@ -202,7 +209,9 @@ def _eval_held_out(args: argparse.Namespace) -> int:
 
     try:
         rules, mine = _rules_and_me(args)
-        folds = leave_one_source_out(args.files, rules=rules, user_addresses=mine)
+        folds = leave_one_source_out(
+            args.files, rules=rules, user_addresses=mine, jobs=max(1, args.jobs)
+        )
     except ConfigError as exc:
         return _usage(str(exc))
     except (OSError, OnwardError) as exc:

@@ -14,14 +14,21 @@ rules were written with the development sources in view, which neither mode can 
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onward.tasks.classify.evaluate import ORDINARY, REJECTION, LabelledMessage, iter_labelled
 from onward.tasks.classify.rules import Rules, load_rules
 from onward.tasks.classify.scoring import classify
 from onward.tasks.classify.verdict import REVIEW_BAND, LabelPolicy
+
+if TYPE_CHECKING:
+    from onward.tasks.classify.train import Example
 
 MIN_PRECISION = 0.98
 BARS: tuple[float, ...] = tuple(x / 4 for x in range(8, 21))  # 2.0 .. 5.0
@@ -89,11 +96,13 @@ def leave_one_source_out(
     rules: Rules | None = None,
     user_addresses: Iterable[str] = (),
     review_band: tuple[float, float] = REVIEW_BAND,
+    jobs: int = 1,
 ) -> list[Fold]:
-    """One fold per source in ``paths``; .mbox files are ordinary mail."""
+    """One fold per source in ``paths``; .mbox files are ordinary mail. ``jobs``: folds
+    trained at once, each in its own process (the learned model; Linux)."""
     rules = rules if rules is not None else load_rules()
     if rules.model is not None:
-        return _learned_folds(paths, rules, tuple(user_addresses), review_band)
+        return _learned_folds(paths, rules, tuple(user_addresses), review_band, jobs)
     mine = tuple(user_addresses)
     items = list(iter_labelled(paths))
     labelled = [i for i in items if i.truth != ORDINARY]
@@ -130,39 +139,73 @@ def leave_one_source_out(
 
 
 def _learned_folds(
-    paths: Sequence[Path], rules: Rules, mine: tuple[str, ...], band: tuple[float, float]
+    paths: Sequence[Path],
+    rules: Rules,
+    mine: tuple[str, ...],
+    band: tuple[float, float],
+    jobs: int = 1,
 ) -> list[Fold]:
-    from onward.tasks.classify.train import fit, read_examples, without_model
+    from onward.tasks.classify.train import read_examples, without_model
 
     base = without_model(rules)
     items = list(iter_labelled(paths))
     rows = read_examples(items, base)
-    folds: list[Fold] = []
-    for source in sorted({i.source for i in items}, key=lambda s: (s.endswith(".mbox"), s)):
-        model = fit([r for r in rows if r[2] != source])
-        fold_rules = replace(base, model=model)
-        held = [i for i in items if i.source == source]
+    sources = sorted({i.source for i in items}, key=lambda s: (s.endswith(".mbox"), s))
+    work = _FoldWork(items, rows, base, mine, band)
+    if jobs <= 1 or not sys.platform.startswith("linux"):
+        return [work.fold(source) for source in sources]
+    # Forked workers share the extracted features (copy-on-write) instead of each
+    # reading every message again: the work is set before the pool forks.
+    global _WORK
+    _WORK = work
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            return list(pool.map(_fold_in_worker, sources))
+    finally:
+        _WORK = None
+
+
+@dataclass(frozen=True)
+class _FoldWork:
+    items: list[LabelledMessage]
+    rows: list[Example]
+    base: Rules
+    mine: tuple[str, ...]
+    band: tuple[float, float]
+
+    def fold(self, source: str) -> Fold:
+        from onward.tasks.classify.train import fit
+
+        model = fit([r for r in self.rows if r[2] != source])
+        fold_rules = replace(self.base, model=model)
+        held = [i for i in self.items if i.source == source]
         said = [
             classify(
-                i.message, rules=fold_rules, user_addresses=mine, review_band=band
+                i.message, rules=fold_rules, user_addresses=self.mine, review_band=self.band
             ).is_rejection
             for i in held
         ]
         tp, fp, fn = _counts(held, said)
         ordinary = source.endswith(".mbox")
-        folds.append(
-            Fold(
-                source=source,
-                bar=band[0],
-                rows=len(held),
-                rejections=sum(1 for i in held if i.truth == REJECTION),
-                tp=tp,
-                fp=fp,
-                fn=fn,
-                ordinary_false_alarms=fp if ordinary else 0,
-            )
+        return Fold(
+            source=source,
+            bar=self.band[0],
+            rows=len(held),
+            rejections=sum(1 for i in held if i.truth == REJECTION),
+            tp=tp,
+            fp=fp,
+            fn=fn,
+            ordinary_false_alarms=fp if ordinary else 0,
         )
-    return folds
+
+
+_WORK: _FoldWork | None = None
+
+
+def _fold_in_worker(source: str) -> Fold:
+    assert _WORK is not None, "set before the pool forked"
+    return _WORK.fold(source)
 
 
 def format_folds(folds: Sequence[Fold], ordinary_rows: int, *, learned: bool = False) -> str:
