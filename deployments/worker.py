@@ -174,6 +174,8 @@ def _serve(
             except KeyboardInterrupt:
                 break
             except Exception:
+                if stop.is_set():
+                    break  # asked to stop while the API was away: nothing to report
                 # The API went away (the local server is being restarted): the doorbell
                 # carries on meanwhile; serve again once the API answers.
                 log.exception("serving the deployments stopped; serving again when the API is back")
@@ -196,6 +198,17 @@ def _serve_once(deployments: list[Any], limit: int, stop: threading.Event) -> No
         def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
             set_from_signal(stop)
             super().handle_sigterm(*args, **kwargs)
+
+        async def _pause_schedules(self) -> None:
+            # Pausing asks the API once per deployment, each retried with back-off: with
+            # the API gone that held a SIGTERM for 73 s (systemd kills at 90 s).
+            import anyio
+
+            api = os.environ.get("PREFECT_API_URL", "")
+            if not await anyio.to_thread.run_sync(healthy, api):
+                log.info("the Prefect API does not answer: deployments left unpaused")
+                return
+            await super()._pause_schedules()  # type: ignore[no-untyped-call]
 
     runner = _Runner(limit=limit)
     for deployment in deployments:

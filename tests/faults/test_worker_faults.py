@@ -8,6 +8,8 @@
 (d) The app database (SQLite) locked by another writer for 20 s: the pass catches up after.
 (c) and (d) again with the app database on PostgreSQL (ONWARD_TEST_DATABASE_URL): one more
     worker, the ledger table locked for (d).
+(e) A Prefect server of the person's own (PREFECT_API_URL) gone, then SIGTERM: the worker
+    stops at once instead of retrying the API.
 """
 
 from __future__ import annotations
@@ -415,3 +417,49 @@ def test_postgresql_table_locked_for_20_s_then_caught_up(pg_worker: Worker) -> N
         engine.dispose()
     caught_up = caught_up_after_lock(pg_worker, locked, expected, "(d, PostgreSQL) ledger")
     assert caught_up <= 30
+
+
+def test_sigterm_with_the_prefect_api_gone_stops_at_once(tmp_path: Path) -> None:
+    """Stopping paused the deployments through the API, each call retried with back-off:
+    73 s with the API gone, near systemd's 90 s before it kills."""
+    from onward.deployments.server import LocalPrefectServer
+
+    maildir = create_maildir(tmp_path / "Maildir")
+    env = {
+        **os.environ,
+        "ONWARD_HOME": str(tmp_path / "home"),
+        "ONWARD_CALENDAR_FEED_PORT": "0",
+        "ONWARD_WORKER_HEALTH_PORT": str(free_port()),
+    }
+    for key in ("ONWARD_DATABASE_URL", "PREFECT_HOME"):
+        env.pop(key, None)
+    subprocess.run(
+        [ONWARD, "connect", "--maildir", str(maildir), "--address", "alice@example.org"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    server = LocalPrefectServer(tmp_path / "prefect", port=free_port())
+    server.start()
+    try:
+        env["PREFECT_API_URL"] = server.api_url
+        with log.open("wb") as out:
+            proc = subprocess.Popen([ONWARD, "run"], env=env, stdout=out, stderr=out)
+        try:
+            wait_for(lambda: "onward is watching" in log.read_text(), 240, "the worker")
+            time.sleep(12)  # the runner is serving its deployments
+        finally:
+            server.stop()
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        took = time.monotonic() - asked
+    finally:
+        server.stop()
+    print(f"\n(e) Prefect API gone, then SIGTERM: the worker exited {code} after {took:.1f} s")
+    assert code == 0, log.read_text()[-3000:]
+    assert took < 30, log.read_text()[-3000:]
+    assert "serving the deployments stopped" not in log.read_text()
