@@ -63,6 +63,31 @@ def check_feed(port: str, log: Path) -> None:
     assert not_modified.value.code == 304
 
 
+def connected(
+    dovecot: DovecotServer, tmp_path: Path, database_url: str, **settings: str
+) -> dict[str, str]:
+    """The environment of a worker on its own ports, connected to Alice's Dovecot mailbox;
+    ``settings`` are more ONWARD_* variables."""
+    env = {
+        **os.environ,
+        "ONWARD_HOME": str(tmp_path / "home"),
+        "ONWARD_DATABASE_URL": database_url,
+        "MAIL_PW": "secret",
+        "ONWARD_CALENDAR_FEED_PORT": "0",
+        "ONWARD_WORKER_HEALTH_PORT": str(free_port()),
+        "ONWARD_WORKER_PREFECT_PORT": str(free_port()),
+        **settings,
+    }
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run(
+        [ONWARD, "connect", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user",
+         "alice", "--address", "alice@example.org", "--security", "plain",
+         "--password-env", "MAIL_PW"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    return env
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     proc = subprocess.Popen([ONWARD, "run"], env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -78,23 +103,7 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> int:
 def test_worker_drafts_once_and_survives_a_restart(
     dovecot: DovecotServer, tmp_path: Path, database_url: str
 ) -> None:
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "ONWARD_HOME": str(home),
-        "ONWARD_DATABASE_URL": database_url,
-        "MAIL_PW": "secret",
-        "ONWARD_CALENDAR_FEED_PORT": str(free_port()),
-        "ONWARD_WORKER_HEALTH_PORT": str(free_port()),
-        "ONWARD_WORKER_PREFECT_PORT": str(free_port()),
-    }
-    env.pop("PREFECT_API_URL", None)
-    subprocess.run(
-        [ONWARD, "connect", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user",
-         "alice", "--address", "alice@example.org", "--security", "plain",
-         "--password-env", "MAIL_PW"],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    env = connected(dovecot, tmp_path, database_url, ONWARD_CALENDAR_FEED_PORT=str(free_port()))
     log = tmp_path / "worker.log"
     store = Store.open(database_url)
     worker = start_worker(env, log)
@@ -147,24 +156,7 @@ def test_worker_over_its_memory_ceiling_restarts_itself_once_and_goes_on(
     """A ceiling below what onward needs: the first pass is over it, so the worker stops
     cleanly and executes itself again (same pid, nothing of the first one left); the new
     one is over it at its first pass too, says the ceiling is too low and goes on."""
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "ONWARD_HOME": str(home),
-        "ONWARD_DATABASE_URL": database_url,
-        "MAIL_PW": "secret",
-        "ONWARD_CALENDAR_FEED_PORT": "0",
-        "ONWARD_WORKER_HEALTH_PORT": str(free_port()),
-        "ONWARD_WORKER_PREFECT_PORT": str(free_port()),
-        "ONWARD_WORKER_RESTART_ABOVE_MB": "64",
-    }
-    env.pop("PREFECT_API_URL", None)
-    subprocess.run(
-        [ONWARD, "connect", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user",
-         "alice", "--address", "alice@example.org", "--security", "plain",
-         "--password-env", "MAIL_PW"],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    env = connected(dovecot, tmp_path, database_url, ONWARD_WORKER_RESTART_ABOVE_MB="64")
     log = tmp_path / "worker.log"
     worker = start_worker(env, log)
     try:
