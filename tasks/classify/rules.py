@@ -56,6 +56,7 @@ class Rules:
     # Words after which the learned model may not call a message a rejection on its own
     # (the candidate is the one deciding: a withdrawal, their own decline).
     model_veto: str | None = None
+    model_veto_sentence: str | None = None
     # The learned half (``learned.py``): when present it decides rejection or not from
     # the words and the rules' scores; without it the rules decide alone.
     model: LinearModel | None = field(default=None, compare=False)
@@ -111,6 +112,7 @@ class _Compiled:
     stages: tuple[tuple[str, re.Pattern[str]], ...]
     stage_not_reached: re.Pattern[str] | None
     model_veto: re.Pattern[str] | None
+    model_veto_sentence: re.Pattern[str] | None
     # Caches that only ever hold facts: word -> the hint prefixes it starts with, and
     # words that start with none.
     word_hits: dict[str, tuple[str, ...]]
@@ -176,6 +178,11 @@ def _compile(rules: Rules) -> _Compiled:
             else None
         ),
         model_veto=_regex(rules.model_veto, "settings.model_veto") if rules.model_veto else None,
+        model_veto_sentence=(
+            _regex(rules.model_veto_sentence, "settings.model_veto_sentence")
+            if rules.model_veto_sentence
+            else None
+        ),
         word_hits={},
         word_misses=set(),
     )
@@ -376,6 +383,11 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         model_veto=(
             _expand(settings["model_veto"], lexicon, "settings.model_veto")
             if settings.get("model_veto")
+            else None
+        ),
+        model_veto_sentence=(
+            _expand(settings["model_veto_sentence"], lexicon, "settings.model_veto_sentence")
+            if settings.get("model_veto_sentence")
             else None
         ),
         model=None if settings.get("model") == "none" else load_model(),

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 
 from onward.tasks.classify.evidence import drop_overlaps, ordered
 from onward.tasks.classify.extraction import _extract_company_role, _sender, _signature_name
-from onward.tasks.classify.reading import _read
+from onward.tasks.classify.reading import _read, _Reading
 from onward.tasks.classify.rules import (
     Rules,
     _Compiled,
@@ -94,9 +94,12 @@ def classify(
             learned = max(
                 learned, _confidence("rejection", scores, compiled, rules.confidence_scale)
             )
-        if learned >= low and from_user is None and (rules_say or not vetoed):
+        said = learned >= low and from_user is None and (rules_say or not vetoed)
+        where_span = rules.model.evidence(features) if said else None
+        if where_span is not None and not rules_say and _pending(where_span, reading, compiled):
+            said = False  # the sentence that decided waits on something: no decision yet
+        if said:
             contenders = ["rejection"]
-            where_span = rules.model.evidence(features)
             if where_span is not None:
                 reasons.append(
                     _learned_reason(
@@ -154,6 +157,16 @@ def classify(
         stage=rejection_stage(subject, body, compiled) if label == "rejection" else "unknown",
         borderline=label == "rejection" and confidence < high,
     )
+
+
+def _pending(span: tuple[str, int, int], reading: _Reading, compiled: _Compiled) -> bool:
+    """Whether the model's evidence sentence says the outcome waits on something ("we
+    cannot move your application forward until you upload your transcript")."""
+    if compiled.model_veto_sentence is None:
+        return False
+    where, start, end = span
+    text = reading.lowered_subject if where == "subject" else reading.lowered_body
+    return compiled.model_veto_sentence.search(text, start, end) is not None
 
 
 def _learned_reason(
