@@ -41,7 +41,12 @@ def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help=".jsonl or .mbox files")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
-        "--mistakes", type=int, default=20, metavar="N", help="list up to N mistakes (text output)"
+        "--mistakes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="list up to N mistakes (text output; default 20; with --leave-one-source-out, "
+        "N per fold, none unless asked)",
     )
     p.add_argument(
         "--leave-one-source-out",
@@ -199,7 +204,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        print(format_report(report, show_mistakes=args.mistakes))
+        print(format_report(report, show_mistakes=20 if args.mistakes is None else args.mistakes))
     return EXIT_OK
 
 
@@ -232,12 +237,17 @@ def _eval_held_out(args: argparse.Namespace) -> int:
                 "misses": f.fn,
                 "bar": f.bar,
                 "ordinary_false_alarms": f.ordinary_false_alarms,
+                "mistakes": [m.to_dict() for m in f.mistakes],
             }
             for f in folds
         ]
         print(json.dumps({"folds": rows, "ordinary_rows": ordinary}, indent=2))
     else:
-        print(format_folds(folds, ordinary, learned=rules.model is not None))
+        print(
+            format_folds(
+                folds, ordinary, learned=rules.model is not None, show_mistakes=args.mistakes or 0
+            )
+        )
     return EXIT_OK
 
 

@@ -46,6 +46,17 @@ class Miss:
     confidence: float
     evidence: tuple[str, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "truth": self.truth,
+            "subclass": self.subclass,
+            "predicted": self.predicted,
+            "confidence": self.confidence,
+            "evidence": list(self.evidence),
+        }
+
 
 @dataclass
 class SourceCounts:
@@ -149,18 +160,7 @@ class Report:
                 }
                 for name, c in sorted(self.sources.items())
             },
-            "mistakes": [
-                {
-                    "id": m.id,
-                    "source": m.source,
-                    "truth": m.truth,
-                    "subclass": m.subclass,
-                    "predicted": m.predicted,
-                    "confidence": m.confidence,
-                    "evidence": list(m.evidence),
-                }
-                for m in self.mistakes
-            ],
+            "mistakes": [m.to_dict() for m in self.mistakes],
         }
 
 
@@ -273,16 +273,19 @@ def format_report(report: Report, *, show_mistakes: int = 20) -> str:
         lines.append(f"  {name}: {c.rows} / {c.rejections} / {c.false_alarms} / {c.misses}")
     if report.mistakes and show_mistakes:
         lines += ["", f"mistakes ({len(report.mistakes)}):"]
-        for m in report.mistakes[:show_mistakes]:
-            kind = "false alarm" if m.predicted == REJECTION else "missed"
-            sub = f"/{m.subclass}" if m.subclass else ""
-            lines.append(
-                f"  {kind}: {m.id} ({m.truth}{sub}) -> {m.predicted} {m.confidence:.2f}"
-                + (f"  [{'; '.join(m.evidence)}]" if m.evidence else "")
-            )
+        lines += [f"  {format_miss(m)}" for m in report.mistakes[:show_mistakes]]
         if len(report.mistakes) > show_mistakes:
             lines.append(f"  ... {len(report.mistakes) - show_mistakes} more (--json lists all)")
     return "\n".join(lines)
+
+
+def format_miss(m: Miss) -> str:
+    """One mistake on one line: what it was, what it was taken for, and why."""
+    kind = "false alarm" if m.predicted == REJECTION else "missed"
+    sub = f"/{m.subclass}" if m.subclass else ""
+    return f"{kind}: {m.id} ({m.truth}{sub}) -> {m.predicted} {m.confidence:.2f}" + (
+        f"  [{'; '.join(m.evidence)}]" if m.evidence else ""
+    )
 
 
 _SHORT = {

@@ -22,7 +22,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from onward.tasks.classify.evaluate import ORDINARY, REJECTION, LabelledMessage, iter_labelled
+from onward.tasks.classify.evaluate import (
+    ORDINARY,
+    REJECTION,
+    LabelledMessage,
+    Miss,
+    Report,
+    format_miss,
+    iter_labelled,
+)
 from onward.tasks.classify.rules import Rules, load_rules
 from onward.tasks.classify.scoring import classify
 from onward.tasks.classify.verdict import REVIEW_BAND, LabelPolicy
@@ -46,6 +54,8 @@ class Fold:
     fp: int
     fn: int
     ordinary_false_alarms: int
+    # What the fold got wrong (the learned model's folds; the bar-only folds keep none).
+    mistakes: tuple[Miss, ...] = ()
 
     @property
     def precision(self) -> float:
@@ -180,23 +190,25 @@ class _FoldWork:
         model = fit([r for r in self.rows if r[2] != source])
         fold_rules = replace(self.base, model=model)
         held = [i for i in self.items if i.source == source]
-        said = [
-            classify(
-                i.message, rules=fold_rules, user_addresses=self.mine, review_band=self.band
-            ).is_rejection
-            for i in held
-        ]
-        tp, fp, fn = _counts(held, said)
+        report = Report()
+        for item in held:
+            report.add(
+                item,
+                classify(
+                    item.message, rules=fold_rules, user_addresses=self.mine, review_band=self.band
+                ),
+            )
         ordinary = source.endswith(".mbox")
         return Fold(
             source=source,
             bar=self.band[0],
             rows=len(held),
             rejections=sum(1 for i in held if i.truth == REJECTION),
-            tp=tp,
-            fp=fp,
-            fn=fn,
-            ordinary_false_alarms=fp if ordinary else 0,
+            tp=report.tp,
+            fp=report.fp,
+            fn=report.fn,
+            ordinary_false_alarms=report.fp if ordinary else 0,
+            mistakes=tuple(report.mistakes),
         )
 
 
@@ -208,8 +220,11 @@ def _fold_in_worker(source: str) -> Fold:
     return _WORK.fold(source)
 
 
-def format_folds(folds: Sequence[Fold], ordinary_rows: int, *, learned: bool = False) -> str:
-    """The folds as a table for a terminal."""
+def format_folds(
+    folds: Sequence[Fold], ordinary_rows: int, *, learned: bool = False, show_mistakes: int = 0
+) -> str:
+    """The folds as a table for a terminal; then, with ``show_mistakes``, up to that many
+    of each fold's mistakes."""
     width = max([len(f.source) for f in folds] + [6])
     lines = [
         f"{'held-out source':<{width}}  {'rows':>5} {'rej.':>5} {'precision':>9} {'recall':>7} "
@@ -237,7 +252,19 @@ def format_folds(folds: Sequence[Fold], ordinary_rows: int, *, learned: bool = F
             "onward.tasks.classify.holdout); the rules are hand-written; the line is "
             f"the review band's lower edge ({folds[0].bar:.2f})"
         )
-        return "\n".join(lines)
+    else:
+        lines += _bar_footer(folds, ordinary_rows)
+    for f in folds:
+        if show_mistakes and f.mistakes:
+            lines += ["", f"{f.source}: {len(f.mistakes)} mistakes"]
+            lines += [f"  {format_miss(m)}" for m in f.mistakes[:show_mistakes]]
+            if len(f.mistakes) > show_mistakes:
+                lines.append(f"  ... {len(f.mistakes) - show_mistakes} more (--json lists all)")
+    return "\n".join(lines)
+
+
+def _bar_footer(folds: Sequence[Fold], ordinary_rows: int) -> list[str]:
+    lines = []
     if ordinary_rows:
         worst = max((f.ordinary_false_alarms for f in folds), default=0)
         lines.append(
@@ -248,4 +275,4 @@ def format_folds(folds: Sequence[Fold], ordinary_rows: int, *, learned: bool = F
         "fitted without the held-out source: the rejection bar only; the rules are "
         "hand-written (see onward.tasks.classify.holdout)"
     )
-    return "\n".join(lines)
+    return lines

@@ -339,3 +339,27 @@ def test_leave_one_source_out_in_two_processes_gives_the_same_folds() -> None:
     assert [f.source for f in one] == sorted(f.name for f in files)
     assert one == two
     assert sum(f.tp for f in one) > 0  # a model was trained and found rejections
+
+
+def test_cli_eval_leave_one_source_out_lists_each_folds_mistakes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write(tmp_path / "a.jsonl", [("rejection", STRONG), ("not_rejection", "hello")])
+    b = write(
+        tmp_path / "b.jsonl",
+        [("rejection", STRONG), ("rejection", "See you at lunch tomorrow.")],  # missed
+    )
+    parser = argparse.ArgumentParser(prog="onward")
+    classify_commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", "--leave-one-source-out", "--mistakes", "5", str(a), str(b)])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "b.jsonl: 1 mistakes" in text
+    assert "missed: b1 (rejection)" in text
+    args = parser.parse_args(["eval", "--leave-one-source-out", str(a), str(b)])
+    assert args.func(args) == 0
+    assert "mistakes" not in capsys.readouterr().out  # none unless asked
+    args = parser.parse_args(["eval", "--leave-one-source-out", "--json", str(a), str(b)])
+    assert args.func(args) == 0
+    folds = json.loads(capsys.readouterr().out)["folds"]
+    assert [m["id"] for m in folds[1]["mistakes"]] == ["b1"]
