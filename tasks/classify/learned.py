@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
@@ -75,6 +76,10 @@ class Token(NamedTuple):
     end: int
 
 
+# Token((w, a, b)) without NamedTuple's Python-level __new__: one per word read, so it shows.
+_token = partial(tuple.__new__, Token)
+
+
 def tokens(text: str) -> list[list[Token]]:
     """Sentences of normalised tokens of lower-cased ``text``, with offsets into it."""
     # One pass over the text: a token never spans a sentence break (neither holds the
@@ -101,9 +106,9 @@ def tokens(text: str) -> list[list[Token]]:
         if parts is None:
             parts = cache[raw] = _parts(raw)
         if len(parts) == 1:  # most words: one tuple, no generator
-            current.append(Token(parts[0], a, b))
+            current.append(_token((parts[0], a, b)))
         else:
-            current.extend([Token(w, a, b) for w in parts])
+            current.extend([_token((w, a, b)) for w in parts])
     if current:
         sentences.append(current)
     return sentences

@@ -213,16 +213,6 @@ def _cancels(cc: _CompiledCancel, text: str, s_start: int, s_end: int, at: int) 
     return cc.regex.search(text, s_start, s_end) is not None
 
 
-def _starts_word(lowered: str, word: str) -> bool:
-    """Whether ``word`` occurs at the start of a word ("role" in "a role", not "controller")."""
-    at = lowered.find(word)
-    while at >= 0:
-        if at == 0 or not lowered[at - 1].isalnum():
-            return True
-        at = lowered.find(word, at + 1)
-    return False
-
-
 def _normalise(text: str) -> str:
     if text.isascii():
         return text
@@ -271,9 +261,12 @@ def _read(message: Message, rules: Rules) -> _Reading:
     # Mail without a single job word is ordinary mail: no rule could make it anything
     # but "other", so the rules are not even tried (most of an inbox, read in microseconds).
     both = f"{lowered_subject}\n{lowered_body}"
-    job_mail = not compiled.job_words or any(_starts_word(both, w) for w in compiled.job_words)
-    if not job_mail and len(lowered_body) <= rules.short_mail_chars:
-        job_mail = any(_starts_word(both, w) for w in compiled.short_mail_words)
+    job_mail = compiled.job_words is None or compiled.job_words.search(both) is not None
+    if not job_mail and compiled.short_mail_words is not None:
+        job_mail = (
+            len(lowered_body) <= rules.short_mail_chars
+            and compiled.short_mail_words.search(both) is not None
+        )
     reasons: list[Reason] = []
     if job_mail:
         reasons += _scan(

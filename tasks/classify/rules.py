@@ -107,8 +107,9 @@ class _Compiled:
     ats: Mapping[str, str]
     no_reply: re.Pattern[str]
     prefix_index: Mapping[str, tuple[str, ...]]
-    job_words: frozenset[str]
-    short_mail_words: frozenset[str]
+    # Whether any of the words starts a word of a text: None when there are no words.
+    job_words: re.Pattern[str] | None
+    short_mail_words: re.Pattern[str] | None
     stages: tuple[tuple[str, re.Pattern[str]], ...]
     stage_not_reached: re.Pattern[str] | None
     model_veto: re.Pattern[str] | None
@@ -117,6 +118,26 @@ class _Compiled:
     # words that start with none.
     word_hits: dict[str, tuple[str, ...]]
     word_misses: set[str]
+
+
+def word_starts(words: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern that finds any of ``words`` where a word starts ("role" in "a role", not
+    in "controller"), or None for no words. The words share one trie of alternatives, so
+    a text is read once, not once per word (the gate reads every message)."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # the word ends here: whatever follows also matches
+
+    def emit(node: dict[str, Any]) -> str:
+        if "" in node:
+            return ""
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items())]
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return re.compile(r"(?<![^\W_])" + emit(trie)) if trie else None
 
 
 def _prefix_index(rules: Iterable[_CompiledRule]) -> dict[str, tuple[str, ...]]:
@@ -169,8 +190,8 @@ def _compile(rules: Rules) -> _Compiled:
         ats={d.lower().lstrip("."): name for d, name in rules.ats_domains},
         no_reply=_regex(rules.no_reply_pattern, "settings.no_reply_pattern"),
         prefix_index=_prefix_index((*subject, *body)),
-        job_words=rules.job_words,
-        short_mail_words=rules.short_mail_words,
+        job_words=word_starts(rules.job_words),
+        short_mail_words=word_starts(rules.short_mail_words),
         stages=tuple((name, _regex(p, f"stages.{name}")) for name, p in rules.stages),
         stage_not_reached=(
             _regex(rules.stage_not_reached, "stages.not_reached")
