@@ -42,7 +42,7 @@ def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--mistakes",
-        type=int,
+        type=_count,
         default=None,
         metavar="N",
         help="list up to N mistakes (text output; default 20; with --leave-one-source-out, "
@@ -74,6 +74,17 @@ def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="PATH", help="the model file")
     p.add_argument("--rules", type=Path, metavar="PATH", help="classifier rules to train with")
     p.set_defaults(func=cmd_train)
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 0 (argparse type)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return n
 
 
 def _common(p: argparse.ArgumentParser) -> None:

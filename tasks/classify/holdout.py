@@ -254,6 +254,8 @@ def format_folds(
         )
     else:
         lines += _bar_footer(folds, ordinary_rows)
+    if show_mistakes and not learned:
+        lines.append("(folds that fit only the bar keep no list of mistakes)")
     for f in folds:
         if show_mistakes and f.mistakes:
             lines += ["", f"{f.source}: {len(f.mistakes)} mistakes"]

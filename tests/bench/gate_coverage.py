@@ -32,29 +32,33 @@ def main() -> None:
     args = ap.parse_args()
     rules = load_rules(args.rules)
     total: Counter[str] = Counter()
-    unread: Counter[str] = Counter()
+    # per file: rejections the gate never reads, or ordinary messages it reads
+    gated: Counter[str] = Counter()
     shown = 0
     for item in iter_labelled(args.files):
         if item.truth not in (REJECTION, ORDINARY):
             continue
-        read = _read(item.message, rules).job_mail
+        is_read = _read(item.message, rules).job_mail
         total[item.source] += 1
-        if item.truth == REJECTION and not read:
-            unread[item.source] += 1
+        if item.truth == REJECTION and not is_read:
+            gated[item.source] += 1
             if shown < args.show:
                 shown += 1
                 opening = " ".join(item.message.new_text.split())[:110]
                 print(f"  unread: {item.id}  {item.message.subject!r}  {opening}")
-        elif item.truth == ORDINARY and read:
-            unread[item.source] += 1
+        elif item.truth == ORDINARY and is_read:
+            gated[item.source] += 1
     rejections = sum(n for s, n in total.items() if not s.endswith(".mbox"))
     ordinary = sum(n for s, n in total.items() if s.endswith(".mbox"))
     for source in sorted(total):
         what = "ordinary mail read" if source.endswith(".mbox") else "rejections never read"
-        print(f"{source:<42} {what}: {unread[source]} of {total[source]}")
-    never = sum(n for s, n in unread.items() if not s.endswith(".mbox"))
-    read = sum(n for s, n in unread.items() if s.endswith(".mbox"))
-    print(f"all: rejections never read {never} of {rejections}; ordinary read {read} of {ordinary}")
+        print(f"{source:<42} {what}: {gated[source]} of {total[source]}")
+    never = sum(n for s, n in gated.items() if not s.endswith(".mbox"))
+    ordinary_read = sum(n for s, n in gated.items() if s.endswith(".mbox"))
+    print(
+        f"all: rejections never read {never} of {rejections}; "
+        f"ordinary read {ordinary_read} of {ordinary}"
+    )
 
 
 if __name__ == "__main__":
