@@ -40,6 +40,8 @@ CALENDAR_INTERVAL_MINUTES = 15
 CATCH_UP_SECONDS = 10
 # Set in the environment of the process that a restart for memory starts.
 RESTARTED_FOR_MEMORY = "ONWARD_RESTARTED_FOR_MEMORY"
+# What a restart for memory stops the worker with (SIGTERM is a stop for good).
+RESTART_SIGNAL = signal.SIGUSR1
 
 
 def run_worker(settings: Settings, mailbox: str | None, config_file: str | None) -> int:
@@ -50,9 +52,11 @@ def run_worker(settings: Settings, mailbox: str | None, config_file: str | None)
     guardian = start_guardian()  # a SIGKILL of this process ends the flow-run processes too
     stop = threading.Event()
     restart = threading.Event()
+    asked = Asked()
     ceiling = MemoryCeiling(settings.worker.restart_above_mb, restarted)
 
-    def on_sigterm(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        asked.note(signum)
         set_from_signal(stop)
         raise KeyboardInterrupt  # serve() shuts down cleanly on it
 
@@ -65,13 +69,30 @@ def run_worker(settings: Settings, mailbox: str | None, config_file: str | None)
             f"{ceiling.limit_mb}: restarting to give it back",
             flush=True,
         )
-        os.kill(os.getpid(), signal.SIGTERM)  # the same clean stop as systemd's
+        # The same clean stop as a SIGTERM's, by a signal of its own: a SIGTERM from outside
+        # while it runs still ends the worker rather than being taken for this restart.
+        os.kill(os.getpid(), RESTART_SIGNAL)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    code = _run(settings, mailbox, config_file, stop, Watch(ceiling, restart_for_memory))
-    if restart.is_set():
-        _exec_again(environ, guardian)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(RESTART_SIGNAL, on_signal)
+    try:
+        code = _run(settings, mailbox, config_file, stop, Watch(ceiling, restart_for_memory, asked))
+    except SystemExit as exit_:  # Prefect's runner exits on a stop before it has started
+        code = exit_.code if isinstance(exit_.code, int) else 0
+    if restart.is_set() and not asked.to_end:
+        _exec_again(environ, guardian, asked)
     return code
+
+
+class Asked:
+    """Whether anyone but the worker itself asked it to stop. Written by signal handlers,
+    so a plain attribute: a handler must not take a lock."""
+
+    to_end = False
+
+    def note(self, signum: int) -> None:
+        if signum != RESTART_SIGNAL:
+            self.to_end = True
 
 
 @dataclass(frozen=True)
@@ -80,9 +101,12 @@ class Watch:
 
     ceiling: MemoryCeiling
     on_ceiling: Callable[[], None]
+    asked: Asked
 
 
-def _exec_again(environ: dict[str, str], guardian: subprocess.Popen[bytes] | None) -> None:
+def _exec_again(
+    environ: dict[str, str], guardian: subprocess.Popen[bytes] | None, asked: Asked
+) -> None:
     """Replace this process with a fresh `onward run` (same pid: systemd and a terminal see
     one process throughout). Everything was stopped cleanly; the guardian goes too, the new
     process starts its own."""
@@ -93,6 +117,8 @@ def _exec_again(environ: dict[str, str], guardian: subprocess.Popen[bytes] | Non
     sys.stdout.flush()
     sys.stderr.flush()
     argv = [sys.executable, *sys.orig_argv[1:]]
+    if asked.to_end:  # a SIGTERM while the guardian stopped
+        return
     os.execve(sys.executable, argv, {**environ, RESTARTED_FOR_MEMORY: "1"})
 
 
@@ -122,6 +148,7 @@ def _run(
             supervisor.start()
             stack.callback(supervisor.join, 60)
             stack.callback(server_stop.set)
+            stack.callback(_send_queued_logs)
         else:
             ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
         try:
@@ -129,6 +156,16 @@ def _run(
         except KeyboardInterrupt:
             return 0
     return 0  # pragma: no cover - ExitStack never swallows
+
+
+def _send_queued_logs() -> None:
+    """Flow-run logs still queued for the API go before the local server stops; after it,
+    each batch printed "--- Error logging to API ---" (a restart for memory comes right
+    after a pass, with its logs still queued)."""
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(Exception):  # best effort: nothing depends on these logs
+        APILogWorker.drain_all(timeout=5)
 
 
 def _serve(
@@ -170,7 +207,7 @@ def _serve(
         catch_up.start()
         while not stop.is_set():
             try:
-                _serve_once(deployments, settings.worker.process_limit, stop)
+                _serve_once(deployments, settings.worker.process_limit, stop, watch.asked)
             except KeyboardInterrupt:
                 break
             except Exception:
@@ -186,16 +223,17 @@ def _serve(
     return 0
 
 
-def _serve_once(deployments: list[Any], limit: int, stop: threading.Event) -> None:
-    """What ``prefect.serve`` does, with SIGTERM also telling ``stop``: serve returns both
-    when asked to stop and when the API it talks to went away, and only the first ends
-    the worker."""
+def _serve_once(deployments: list[Any], limit: int, stop: threading.Event, asked: Asked) -> None:
+    """What ``prefect.serve`` does, with its stop on SIGTERM also telling ``stop`` (and
+    taken on RESTART_SIGNAL too): serve returns both when asked to stop and when the API
+    it talks to went away, and only the first ends the worker."""
     import asyncio
 
     from prefect.runner import Runner
 
     class _Runner(Runner):
         def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+            asked.note(args[0] if args else signal.SIGTERM)
             set_from_signal(stop)
             super().handle_sigterm(*args, **kwargs)
 
@@ -213,7 +251,14 @@ def _serve_once(deployments: list[Any], limit: int, stop: threading.Event) -> No
     runner = _Runner(limit=limit)
     for deployment in deployments:
         runner.add_deployment(deployment)
-    asyncio.run(runner.start())
+    # The runner takes SIGTERM while it runs; the worker's own handlers come back after.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, RESTART_SIGNAL)}
+    signal.signal(RESTART_SIGNAL, runner.handle_sigterm)
+    try:
+        asyncio.run(runner.start())
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def _register(deployments: list[Any], stop: threading.Event) -> None:

@@ -160,7 +160,9 @@ def test_worker_over_its_memory_ceiling_restarts_itself_once_and_goes_on(
     log = tmp_path / "worker.log"
     worker = start_worker(env, log)
     try:
-        wait_until(lambda: log.read_text().count("watching") == 2, 300, "the restart", log)
+        wait_until(
+            lambda: log.read_text().count("onward is watching") == 2, 300, "the restart", log
+        )
         assert log.read_text().count("restarting to give it back") == 1
         assert worker.poll() is None  # the same process, executed again
         guards = [
@@ -175,6 +177,36 @@ def test_worker_over_its_memory_ceiling_restarts_itself_once_and_goes_on(
     finally:
         if worker.poll() is None:
             assert stop_worker(worker) == 0
+
+
+def test_a_sigterm_while_restarting_for_memory_ends_the_worker(
+    dovecot: DovecotServer, tmp_path: Path
+) -> None:
+    """systemd's stop (or a person's kill) during a restart for memory is a stop: the
+    worker exits 0 and does not come back. Both used to arrive as SIGTERM, one taken for
+    the other, and the worker restarted instead (CI, stop 17)."""
+    env = connected(
+        dovecot,
+        tmp_path,
+        f"sqlite:///{tmp_path / 'onward.db'}",
+        ONWARD_WORKER_RESTART_ABOVE_MB="64",
+    )
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        deadline = time.monotonic() + 300
+        while "restarting to give it back" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)  # the restart's own stop takes a few seconds: be inside it
+        assert stop_worker(worker) == 0
+        text = log.read_text()
+        assert text.count("onward is watching") == 1, text
+        assert "onward stopped" in text, text
+        assert "Error logging to API" not in text, text  # its queued logs went first
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
 
 
 def _cmdline(proc: Path) -> str:
