@@ -19,10 +19,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import repeat
-from operator import itemgetter
+from itertools import pairwise, repeat
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from onward.tasks.errors import ConfigError
 
@@ -65,9 +64,6 @@ def _stem(word: str) -> str:
                 return word
             return word[: -len(suffix)]
     return word
-
-
-_first = itemgetter(0)
 
 
 class Token(NamedTuple):
@@ -138,6 +134,64 @@ def _parts(raw: str) -> tuple[str, ...]:
     return tuple(_stem(p) for p in parts if p)
 
 
+def sentence_words(text: str) -> list[list[str]]:
+    """The normalised words of ``tokens(text)``, sentence by sentence, without offsets:
+    what the model weighs for every message it reads (offsets are only needed for the
+    one sentence quoted as evidence, see ``tokens``)."""
+    single = _SINGLE_CACHE
+    if len(single) > 200_000:
+        single.clear()
+    findall = _TOKEN.findall
+    sentences: list[list[str]] = []
+    start = 0
+    bounds = [m.end() for m in _BREAK.finditer(text)]
+    bounds.append(len(text))
+    for end in bounds:
+        if end <= start:
+            continue
+        raw = findall(text, start, end)
+        start = end
+        if not raw:
+            continue
+        # Most words normalise to one word, settled by one dict lookup each in C; a
+        # sentence with a word not seen yet, or a contraction, takes the long way.
+        found = list(map(single.get, raw))
+        if None not in found:
+            words = cast(list[str], found)
+        else:
+            words = []
+            for r in raw:
+                parts = _PARTS_CACHE.get(r)
+                if parts is None:
+                    parts = _PARTS_CACHE[r] = _parts(r)
+                    if len(parts) == 1:
+                        single[r] = parts[0]
+                words.extend(parts)
+            if not words:
+                continue
+        sentences.append(words)
+    return sentences
+
+
+_SINGLE_CACHE: dict[str, str] = {}
+
+
+def features_of_words(words: Sequence[str]) -> list[str]:
+    """One sentence's features: unigrams, bigrams, and the words in a negation's scope
+    (the same features as ``sentence_features``, without where they are)."""
+    feats = list(words)
+    feats += [f"{a} {b}" for a, b in pairwise(words)]
+    if not NEGATIONS.isdisjoint(words):
+        scope = 0
+        for w in words:
+            if w in NEGATIONS:
+                scope = NEGATION_REACH
+            elif scope:
+                feats.append("~" + w)
+                scope -= 1
+    return feats
+
+
 def sentence_features(sentence: Sequence[Token]) -> list[tuple[str, int, int]]:
     """(feature, first token, last token) for one sentence: unigrams, bigrams, and the
     words in a negation's scope."""
@@ -160,39 +214,39 @@ def sentence_features(sentence: Sequence[Token]) -> list[tuple[str, int, int]]:
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """A message's features: the text ones (binary, with where each first occurred) and
-    the dense ones from the rules."""
+    """A message's features: the text ones (binary) and the dense ones from the rules."""
 
-    text: dict[str, tuple[str, int, int, int]]  # feature -> (field, sentence, tok a, tok b)
+    text: dict[str, None]  # an ordered set: the same message sums its weights in one order
     scale: float  # the value of each text feature: the bag of words has unit length
     dense: dict[str, float]
-    sentences: dict[str, list[list[Token]]]
-    # Each sentence's own features (feature, first token, last token) and value; their
+    # The lower-cased texts read, so the deciding sentence can be found again in them.
+    read: dict[str, str]
+    # Each sentence (field, index in that field) with its value and features; their
     # weights are the model's "t:" ones.
-    by_sentence: list[tuple[str, int, float, list[tuple[str, int, int]]]]
+    by_sentence: list[tuple[str, int, float, list[str]]]
 
 
 def extract(
     subject: str, body: str, rule_scores: Mapping[str, float], extra: Mapping[str, float]
 ) -> Features:
     """Features of one message; ``subject`` and ``body`` lower-cased and normalised."""
-    text: dict[str, tuple[str, int, int, int]] = {}
-    by_sentence: list[tuple[str, int, float, list[tuple[str, int, int]]]] = []
-    sentences = {"subject": tokens(subject), "body": tokens(body[:_BODY_LIMIT])}
+    every: list[str] = []
+    by_sentence: list[tuple[str, int, float, list[str]]] = []
+    read = {"subject": subject, "body": body[:_BODY_LIMIT]}
     for where, prefix in (("subject", "s:"), ("body", "")):
-        for k, sentence in enumerate(sentences[where]):
-            feats = sentence_features(sentence)
+        for k, words in enumerate(sentence_words(read[where])):
+            feats = features_of_words(words)
             # Each sentence also stands alone, scaled by its own length: one decisive
             # sentence weighs the same in a long mail as in a short one.
             by_sentence.append((where, k, len(feats) ** -0.5, feats))
-            for feat, a, b in feats:
-                text.setdefault(prefix + feat if prefix else feat, (where, k, a, b))
+            every += [prefix + f for f in feats] if prefix else feats
+    text = dict.fromkeys(every)
     # The message as a bag of words: long mail has more words, not more evidence, so the
     # bag has unit length.
     scale = max(len(text), 1) ** -0.5
     dense = {f"rule:{label}": min(score, 8.0) / 4.0 for label, score in rule_scores.items()}
     dense.update(extra)
-    return Features(text, scale, dense, sentences, by_sentence)
+    return Features(text, scale, dense, read, by_sentence)
 
 
 @dataclass(frozen=True)
@@ -223,7 +277,7 @@ class LinearModel:
         get = self._sentence.get
         best, at = 0.0, -1
         for i, (_, _, x, feats) in enumerate(features.by_sentence):
-            score = x * sum(map(get, map(_first, feats), repeat(0.0)))
+            score = x * sum(map(get, feats, repeat(0.0)))
             if at < 0 or score > best:
                 best, at = score, i
         return best, at
@@ -238,10 +292,11 @@ class LinearModel:
         _, at = self._best_sentence(features)
         if at < 0:
             return None
-        where, k, _, feats = features.by_sentence[at]
-        sentence = features.sentences[where][k]
+        where, k, _, _ = features.by_sentence[at]
+        sentence = tokens(features.read[where])[k]
         first, last = 0, len(sentence) - 1
         if last - first >= QUOTE_WORDS:
+            feats = sentence_features(sentence)
             strongest = max(feats, key=lambda f: self._sentence.get(f[0], 0.0))
             first = max(0, min(strongest[1] - QUOTE_WORDS // 2, last - QUOTE_WORDS + 1))
             last = first + QUOTE_WORDS - 1
@@ -310,7 +365,7 @@ def train(
     for feats, _, _ in data:
         for f in feats.text:
             counts[f] = counts.get(f, 0) + 1
-        for f in {"t:" + f for _, _, _, sf in feats.by_sentence for f, _, _ in sf}:
+        for f in {"t:" + f for _, _, _, sf in feats.by_sentence for f in sf}:
             counts[f] = counts.get(f, 0) + 1
     # (message features, sentences (value, features), label, weight)
     rows: list[tuple[list[tuple[str, float]], list[tuple[float, list[str]]], float, float]] = []
@@ -318,7 +373,7 @@ def train(
         x = [(f, feats.scale) for f in feats.text if counts[f] >= min_count]
         x += [(f, v) for f, v in feats.dense.items() if v]
         sents = [
-            (sx, [t for f, _, _ in sf if counts.get(t := "t:" + f, 0) >= min_count])
+            (sx, [t for f in sf if counts.get(t := "t:" + f, 0) >= min_count])
             for _, _, sx, sf in feats.by_sentence
         ]
         rows.append((x, sents, 1.0 if positive else 0.0, weight))

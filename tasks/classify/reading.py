@@ -48,7 +48,7 @@ _REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|antw?)\s*:", re.IGNORECASE)
 class _Words:
     """Which rule hint prefixes start a word of a lower-cased text, and where."""
 
-    __slots__ = ("_words_by_prefix", "lowered", "present")
+    __slots__ = ("_counts", "_words_by_prefix", "lowered", "present")
 
     def __init__(self, lowered: str, compiled: _Compiled) -> None:
         self.lowered = lowered
@@ -73,16 +73,29 @@ class _Words:
                 by_prefix.setdefault(prefix, []).append(word)
         self._words_by_prefix = by_prefix
         self.present = by_prefix.keys()
+        self._counts: dict[frozenset[str], int] = {}
 
     def admitted(self, hints: Hints) -> list[frozenset[str]]:
         """For each alternative whose every set has a word here, its rarest set."""
-        present = self.present
+        # Rules share hint sets; what one set finds in this text is settled once.
+        counts = self._counts
         by_prefix = self._words_by_prefix
         out: list[frozenset[str]] = []
         for branch in hints:
-            if all(not option.isdisjoint(present) for option in branch):
-                # The set with the fewest distinct words here: the fewest places to read.
-                out.append(min(branch, key=lambda o: sum(len(by_prefix.get(p, ())) for p in o)))
+            rarest: frozenset[str] | None = None
+            fewest = 0
+            for option in branch:
+                n = counts.get(option)
+                if n is None:
+                    # How many distinct words here start with one of its prefixes (0: none).
+                    n = counts[option] = sum([len(by_prefix.get(p, ())) for p in option])
+                if not n:
+                    break
+                if rarest is None or n < fewest:
+                    rarest, fewest = option, n
+            else:
+                if rarest is not None:
+                    out.append(rarest)
         return out
 
     def positions(self, option: frozenset[str]) -> list[int]:

@@ -13,8 +13,10 @@ from onward.tasks.classify import load_rules
 from onward.tasks.classify.learned import (
     LinearModel,
     extract,
+    features_of_words,
     load_model,
     sentence_features,
+    sentence_words,
     tokens,
     train,
 )
@@ -53,6 +55,25 @@ def test_negation_scope_marks_the_words_after_it() -> None:
     assert {"~be", "~mov", "~forward", "not be"} <= feats
     [plain] = tokens("we will be moving forward")
     assert not any(f.startswith("~") for f, _, _ in sentence_features(plain))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we won't be proceeding. thanks!\n\n- item one\n2) item two; the team's call: no",
+        "wir haben uns für eine andere kandidatin entschieden... leider! 2024 ist vorbei",
+        "unfortunately we cannot move forward, nor will we. it's not you; it's the budget",
+        "",
+        "...!!! ;; \n\n",
+        "l'équipe n'a pas retenu votre candidature. ça arrive.",
+    ],
+)
+def test_fast_words_and_features_are_those_read_with_offsets(text: str) -> None:
+    # The model reads every message through sentence_words/features_of_words; evidence
+    # is found again with tokens/sentence_features: both must see the same sentences.
+    assert sentence_words(text) == words(text)
+    for fast, slow in zip(sentence_words(text), tokens(text), strict=True):
+        assert sorted(features_of_words(fast)) == sorted(f for f, _, _ in sentence_features(slow))
 
 
 def labelled(texts: dict[str, bool]) -> list[tuple[object, bool, float]]:
