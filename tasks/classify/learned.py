@@ -40,9 +40,11 @@ _CONTRACTIONS = {
     "cannot": ("can", "not"),
 }
 _SUFFIXES = {"n't": "not", "'re": "are", "'ve": "have", "'ll": "will", "'m": "am", "'d": "would"}
-# Letters of the Latin alphabets ("bewerbung", "candidature", "søknad", "rekrutacja" are
-# words, not fragments); as fast as [a-z], where \w-based classes cost half as much again.
-_TOKEN = re.compile(r"[a-z\u00c0-\u024f]+(?:'[a-z\u00c0-\u024f]+)?|\d+")
+# Letters of the Latin, Greek and Cyrillic alphabets ("bewerbung", "søknad", "θέση",
+# "кандидатура" are words, not fragments); as fast as [a-z], where \w-based classes cost
+# half as much again.
+_LETTER = "a-z\u00c0-\u024f\u0386\u0388-\u03ff\u1f00-\u1fff\u0400-\u04ff"
+_TOKEN = re.compile(f"[{_LETTER}]+(?:'[{_LETTER}]+)?|\\d+")
 # Sentence ends: the rules' own notion, plus line breaks between short lines.
 _BREAK = re.compile(r"[.!?;:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
 # Rejections are short; the model reads the start of long mail only (digests and threads
