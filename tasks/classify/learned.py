@@ -88,8 +88,7 @@ def tokens(text: str) -> list[list[Token]]:
     current: list[Token] = []
     k, limit = 0, ends[0]
     cache = _PARTS_CACHE
-    if len(cache) > 200_000:
-        cache.clear()
+    _bound_caches()
     for m in _TOKEN.finditer(text):
         a, b = m.span()
         if a >= limit:
@@ -113,6 +112,17 @@ def tokens(text: str) -> list[list[Token]]:
 
 
 _PARTS_CACHE: dict[str, tuple[str, ...]] = {}
+_SINGLE_CACHE: dict[str, str] = {}
+_CACHE_LIMIT = 200_000
+
+
+def _bound_caches() -> None:
+    # Every distinct raw word read is remembered (numbers, names, typos ...): a worker
+    # that runs for months must not keep them all. Both go together, so a word known
+    # to one is never missing from the other for good.
+    if len(_PARTS_CACHE) > _CACHE_LIMIT or len(_SINGLE_CACHE) > _CACHE_LIMIT:
+        _PARTS_CACHE.clear()
+        _SINGLE_CACHE.clear()
 
 
 def _parts(raw: str) -> tuple[str, ...]:
@@ -141,8 +151,7 @@ def sentence_words(text: str) -> list[list[str]]:
     what the model weighs for every message it reads (offsets are only needed for the
     one sentence quoted as evidence, see ``tokens``)."""
     single = _SINGLE_CACHE
-    if len(single) > 200_000:
-        single.clear()
+    _bound_caches()
     findall = _TOKEN.findall
     sentences: list[list[str]] = []
     start = 0
@@ -166,16 +175,13 @@ def sentence_words(text: str) -> list[list[str]]:
                 parts = _PARTS_CACHE.get(r)
                 if parts is None:
                     parts = _PARTS_CACHE[r] = _parts(r)
-                    if len(parts) == 1:
-                        single[r] = parts[0]
+                if len(parts) == 1:
+                    single[r] = parts[0]
                 words.extend(parts)
             if not words:
                 continue
         sentences.append(words)
     return sentences
-
-
-_SINGLE_CACHE: dict[str, str] = {}
 
 
 def features_of_words(words: Sequence[str]) -> list[str]:

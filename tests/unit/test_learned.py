@@ -175,3 +175,19 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     assert first.weights == second.weights
     assert first.bias == second.bias
     assert first.provenance["sources"][0]["rows"] == {"not_rejection": 6, "rejection": 6}
+
+
+def test_word_caches_are_bounded_and_refill_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onward.tasks.classify import learned
+
+    monkeypatch.setattr(learned, "_CACHE_LIMIT", 50)
+    for n in range(500):
+        learned.sentence_words(f"word{n}x and number {n}")
+        learned.tokens(f"other{n}y won't")
+    assert len(learned._PARTS_CACHE) <= 60
+    assert len(learned._SINGLE_CACHE) <= 60
+    # A word remembered by the slow path is taken up by the fast one again.
+    learned.tokens("we decided")
+    learned._SINGLE_CACHE.clear()
+    learned.sentence_words("we decided")
+    assert {"we", "decided"} <= learned._SINGLE_CACHE.keys()
