@@ -46,7 +46,8 @@ _SUFFIXES = {"n't": "not", "'re": "are", "'ve": "have", "'ll": "will", "'m": "am
 _LETTER = "a-z\u00c0-\u024f\u0386\u0388-\u03ff\u1f00-\u1fff\u0400-\u04ff"
 _TOKEN = re.compile(f"[{_LETTER}]+(?:'[{_LETTER}]+)?|\\d+")
 # Sentence ends: the rules' own notion, plus line breaks between short lines.
-_BREAK = re.compile(r"[.!?;:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
+# U+037E is the Greek question mark (it looks like ";").
+_BREAK = re.compile(r"[.!?;:\u037e]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
 # Rejections are short; the model reads the start of long mail only (digests and threads
 # gain nothing from being read to the end, and cost time).
 _BODY_LIMIT = 3000

@@ -39,6 +39,8 @@ def test_contractions_and_light_stems_meet_their_long_forms() -> None:
         ["the", "team", "decision"],
         ["we", "have", "decid"],
     ]
+    # The Greek question mark (U+037E, not ";") ends a sentence too.
+    assert len(words("θα έρθετε\u037e ευχαριστούμε")) == 2
 
 
 def test_tokens_keep_offsets_into_the_text() -> None:
