@@ -7,6 +7,7 @@ import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from itertools import repeat
 
 from onward.tasks.classify.evidence import drop_overlaps
 from onward.tasks.classify.learned import Features, extract
@@ -39,7 +40,7 @@ _NORMALISE: tuple[tuple[str, str], ...] = (
     ("\u00a0", " "),
     ("\u202f", " "),
 )
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)]) )")
+_SENTENCE_END = re.compile(r"[.!?\u037e]+[\"')\]]*(?=\s)|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)]) )")
 _WORD_CACHE_SIZE = 200_000
 _WORD = re.compile(r"[^\W_]{3,}")
 _REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|antw?)\s*:", re.IGNORECASE)
@@ -88,7 +89,7 @@ class _Words:
                 n = counts.get(option)
                 if n is None:
                     # How many distinct words here start with one of its prefixes (0: none).
-                    n = counts[option] = sum([len(by_prefix.get(p, ())) for p in option])
+                    n = counts[option] = sum(map(len, map(by_prefix.get, option, repeat(()))))
                 if not n:
                     break
                 if rarest is None or n < fewest:
@@ -150,10 +151,13 @@ def _scan(
     candidates = set(always)
     for prefix in present:
         candidates.update(by_prefix.get(prefix, ()))
+    whole = [(0, len(text))]
+    # Rules share hint sets, so many admit the same words and read the same stretches.
+    windows: dict[tuple[frozenset[str], ...], list[tuple[int, int]]] = {}
     for i in sorted(candidates):
         cr = rules[i]
         if not cr.hints:
-            spans = [(0, len(text))]
+            spans = whole
         else:
             admitted = words.admitted(cr.hints)
             if not admitted:
@@ -161,10 +165,14 @@ def _scan(
             if aligned:
                 # Evidence lives within a sentence: read only around the words the rule
                 # cannot match without.
-                positions = [p for option in admitted for p in words.positions(option)]
-                spans = _windows(positions, sentences)
+                key = tuple(admitted)
+                cached = windows.get(key)
+                if cached is None:
+                    positions = [p for option in admitted for p in words.positions(option)]
+                    cached = windows[key] = _windows(positions, sentences)
+                spans = cached
             else:
-                spans = [(0, len(text))]
+                spans = whole
         reason = _first_reason(where, text, cr, spans, sentences, compiled)
         if reason is not None:
             found.append(reason)
