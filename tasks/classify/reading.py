@@ -151,13 +151,10 @@ def _scan(
     candidates = set(always)
     for prefix in present:
         candidates.update(by_prefix.get(prefix, ()))
-    whole = [(0, len(text))]
-    # Rules share hint sets, so many admit the same words and read the same stretches.
-    windows: dict[tuple[frozenset[str], ...], list[tuple[int, int]]] = {}
     for i in sorted(candidates):
         cr = rules[i]
         if not cr.hints:
-            spans = whole
+            spans = [(0, len(text))]
         else:
             admitted = words.admitted(cr.hints)
             if not admitted:
@@ -165,14 +162,10 @@ def _scan(
             if aligned:
                 # Evidence lives within a sentence: read only around the words the rule
                 # cannot match without.
-                key = tuple(admitted)
-                cached = windows.get(key)
-                if cached is None:
-                    positions = [p for option in admitted for p in words.positions(option)]
-                    cached = windows[key] = _windows(positions, sentences)
-                spans = cached
+                positions = [p for option in admitted for p in words.positions(option)]
+                spans = _windows(positions, sentences)
             else:
-                spans = whole
+                spans = [(0, len(text))]
         reason = _first_reason(where, text, cr, spans, sentences, compiled)
         if reason is not None:
             found.append(reason)
