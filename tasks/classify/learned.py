@@ -45,9 +45,11 @@ _SUFFIXES = {"n't": "not", "'re": "are", "'ve": "have", "'ll": "will", "'m": "am
 # half as much again.
 _LETTER = "a-z\u00c0-\u024f\u0386\u0388-\u03ff\u1f00-\u1fff\u0400-\u04ff"
 _TOKEN = re.compile(f"[{_LETTER}]+(?:'[{_LETTER}]+)?|\\d+")
-# Sentence ends: the rules' own notion, plus line breaks between short lines.
-# U+037E is the Greek question mark (it looks like ";").
-_BREAK = re.compile(r"[.!?;:\u037e]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
+# Marks that end a sentence for the rules and the model; U+037E is the Greek question mark
+# (it looks like ";").
+SENTENCE_MARKS = ".!?\u037e"
+# Sentence ends: the rules' own notion, plus ";" and ":" and line breaks between short lines.
+_BREAK = re.compile(rf"[{SENTENCE_MARKS};:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
 # Rejections are short; the model reads the start of long mail only (digests and threads
 # gain nothing from being read to the end, and cost time).
 _BODY_LIMIT = 3000

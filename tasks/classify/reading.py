@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from itertools import repeat
 
 from onward.tasks.classify.evidence import drop_overlaps
-from onward.tasks.classify.learned import Features, extract
+from onward.tasks.classify.learned import SENTENCE_MARKS, Features, extract
 from onward.tasks.classify.patterns import Hints
 from onward.tasks.classify.rules import (
     Rules,
@@ -40,7 +40,9 @@ _NORMALISE: tuple[tuple[str, str], ...] = (
     ("\u00a0", " "),
     ("\u202f", " "),
 )
-_SENTENCE_END = re.compile(r"[.!?\u037e]+[\"')\]]*(?=\s)|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)]) )")
+_SENTENCE_END = re.compile(
+    rf"[{SENTENCE_MARKS}]+[\"')\]]*(?=\s)|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)]) )"
+)
 _WORD_CACHE_SIZE = 200_000
 _WORD = re.compile(r"[^\W_]{3,}")
 _REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|antw?)\s*:", re.IGNORECASE)
