@@ -83,35 +83,23 @@ _token = partial(tuple.__new__, Token)
 
 def tokens(text: str) -> list[list[Token]]:
     """Sentences of normalised tokens of lower-cased ``text``, with offsets into it."""
-    # One pass over the text: a token never spans a sentence break (neither holds the
-    # other's characters), so each goes to the sentence its start falls in.
-    ends = [m.end() for m in _BREAK.finditer(text)]
-    ends.append(len(text) + 1)
-    sentences: list[list[Token]] = []
-    current: list[Token] = []
-    k, limit = 0, ends[0]
+    return [sentence_tokens(text, start, end) for start, end, _ in sentence_words(text)]
+
+
+def sentence_tokens(text: str, start: int, end: int) -> list[Token]:
+    """The normalised tokens of ``text[start:end]`` (one sentence), with offsets into
+    ``text``: only the sentence quoted as evidence needs them."""
+    found: list[Token] = []
     cache = _PARTS_CACHE
     _bound_caches()
-    for m in _TOKEN.finditer(text):
+    for m in _TOKEN.finditer(text, start, end):
         a, b = m.span()
-        if a >= limit:
-            if current:
-                sentences.append(current)
-                current = []
-            while a >= limit:
-                k += 1
-                limit = ends[k]
         raw = m.group()
         parts = cache.get(raw)
         if parts is None:
             parts = cache[raw] = _parts(raw)
-        if len(parts) == 1:  # most words: one tuple, no generator
-            current.append(_token((parts[0], a, b)))
-        else:
-            current.extend([_token((w, a, b)) for w in parts])
-    if current:
-        sentences.append(current)
-    return sentences
+        found.extend([_token((w, a, b)) for w in parts])
+    return found
 
 
 _PARTS_CACHE: dict[str, tuple[str, ...]] = {}
@@ -149,14 +137,14 @@ def _parts(raw: str) -> tuple[str, ...]:
     return tuple(_stem(p) for p in parts if p)
 
 
-def sentence_words(text: str) -> list[list[str]]:
-    """The normalised words of ``tokens(text)``, sentence by sentence, without offsets:
-    what the model weighs for every message it reads (offsets are only needed for the
-    one sentence quoted as evidence, see ``tokens``)."""
+def sentence_words(text: str) -> list[tuple[int, int, list[str]]]:
+    """(start, end, normalised words) of each sentence of lower-cased ``text`` that has a
+    word: what the model weighs for every message it reads. Offsets of single words are
+    only needed for the one sentence quoted as evidence (``sentence_tokens``)."""
     single = _SINGLE_CACHE
     _bound_caches()
     findall = _TOKEN.findall
-    sentences: list[list[str]] = []
+    sentences: list[tuple[int, int, list[str]]] = []
     start = 0
     bounds = [m.end() for m in _BREAK.finditer(text)]
     bounds.append(len(text))
@@ -164,7 +152,7 @@ def sentence_words(text: str) -> list[list[str]]:
         if end <= start:
             continue
         raw = findall(text, start, end)
-        start = end
+        begin, start = start, end
         if not raw:
             continue
         # Most words normalise to one word, settled by one dict lookup each in C; a
@@ -183,7 +171,7 @@ def sentence_words(text: str) -> list[list[str]]:
                 words.extend(parts)
             if not words:
                 continue
-        sentences.append(words)
+        sentences.append((begin, end, words))
     return sentences
 
 
@@ -191,7 +179,7 @@ def features_of_words(words: Sequence[str]) -> list[str]:
     """One sentence's features: unigrams, bigrams, and the words in a negation's scope
     (the same features as ``sentence_features``, without where they are)."""
     feats = list(words)
-    feats += [f"{a} {b}" for a, b in pairwise(words)]
+    feats += map(" ".join, pairwise(words))
     if not NEGATIONS.isdisjoint(words):
         scope = 0
         for w in words:
@@ -232,9 +220,9 @@ class Features:
     dense: dict[str, float]
     # The lower-cased texts read, so the deciding sentence can be found again in them.
     read: dict[str, str]
-    # Each sentence (field, index in that field) with its value and features; their
-    # weights are the model's "t:" ones.
-    by_sentence: list[tuple[str, int, float, list[str]]]
+    # Each sentence (field, start, end in that field's text) with its value and features;
+    # their weights are the model's "t:" ones.
+    by_sentence: list[tuple[str, int, int, float, list[str]]]
 
 
 def extract(
@@ -242,14 +230,14 @@ def extract(
 ) -> Features:
     """Features of one message; ``subject`` and ``body`` lower-cased and normalised."""
     every: list[str] = []
-    by_sentence: list[tuple[str, int, float, list[str]]] = []
+    by_sentence: list[tuple[str, int, int, float, list[str]]] = []
     read = {"subject": subject, "body": body[:_BODY_LIMIT]}
     for where, prefix in (("subject", "s:"), ("body", "")):
-        for k, words in enumerate(sentence_words(read[where])):
+        for start, end, words in sentence_words(read[where]):
             feats = features_of_words(words)
             # Each sentence also stands alone, scaled by its own length: one decisive
             # sentence weighs the same in a long mail as in a short one.
-            by_sentence.append((where, k, len(feats) ** -0.5, feats))
+            by_sentence.append((where, start, end, len(feats) ** -0.5, feats))
             every += [prefix + f for f in feats] if prefix else feats
     text = dict.fromkeys(every)
     # The message as a bag of words: long mail has more words, not more evidence, so the
@@ -274,37 +262,46 @@ class LinearModel:
         sentence = {f[2:]: v for f, v in self.weights.items() if f.startswith("t:")}
         object.__setattr__(self, "_sentence", sentence)
 
-    def margin(self, features: Features) -> float:
+    def _context_margin(self, features: Features) -> float:
+        """The bias plus what the bag of words and the rules' scores weigh."""
         w = self.weights
         get = w.get
         # map() over dict.get with a default keeps the per-feature loop in C.
         total = self.bias + features.scale * sum(map(get, features.text, repeat(0.0)))
         for feat, x in features.dense.items():
             total += get(feat, 0.0) * x
-        return total + self._best_sentence(features)[0]
+        return total
 
     def _best_sentence(self, features: Features) -> tuple[float, int]:
         """The score and index of the sentence that most says "rejection"."""
         get = self._sentence.get
         best, at = 0.0, -1
-        for i, (_, _, x, feats) in enumerate(features.by_sentence):
+        for i, (_, _, _, x, feats) in enumerate(features.by_sentence):
             score = x * sum(map(get, feats, repeat(0.0)))
             if at < 0 or score > best:
                 best, at = score, i
         return best, at
 
-    def probability(self, features: Features) -> float:
-        return _sigmoid(self.margin(features))
+    def score(self, features: Features) -> tuple[float, int]:
+        """The probability of a rejection, and the index in ``features.by_sentence`` of
+        the sentence that decided it (-1 for none), for ``evidence``."""
+        best, at = self._best_sentence(features)
+        return _sigmoid(self._context_margin(features) + best), at
 
-    def evidence(self, features: Features) -> tuple[str, int, int] | None:
-        """(field, start, end) of the sentence that decided: the one whose words push
-        hardest towards a rejection, read whole (a person judges a sentence, not three
-        n-grams), at most ``QUOTE_WORDS`` words around its strongest features."""
-        _, at = self._best_sentence(features)
+    def probability(self, features: Features) -> float:
+        return self.score(features)[0]
+
+    def evidence(self, features: Features, at: int | None = None) -> tuple[str, int, int] | None:
+        """(field, start, end) of the sentence that decided (``at`` from ``score``): the
+        one whose words push hardest towards a rejection, read whole (a person judges a
+        sentence, not three n-grams), at most ``QUOTE_WORDS`` words around its strongest
+        features."""
+        if at is None:
+            at = self._best_sentence(features)[1]
         if at < 0:
             return None
-        where, k, _, _ = features.by_sentence[at]
-        sentence = tokens(features.read[where])[k]
+        where, start, end, _, _ = features.by_sentence[at]
+        sentence = sentence_tokens(features.read[where], start, end)
         first, last = 0, len(sentence) - 1
         if last - first >= QUOTE_WORDS:
             feats = sentence_features(sentence)
@@ -376,7 +373,7 @@ def train(
     for feats, _, _ in data:
         for f in feats.text:
             counts[f] = counts.get(f, 0) + 1
-        for f in {"t:" + f for _, _, _, sf in feats.by_sentence for f in sf}:
+        for f in {"t:" + f for *_, sf in feats.by_sentence for f in sf}:
             counts[f] = counts.get(f, 0) + 1
     # (message features, sentences (value, features), label, weight)
     rows: list[tuple[list[tuple[str, float]], list[tuple[float, list[str]]], float, float]] = []
@@ -385,7 +382,7 @@ def train(
         x += [(f, v) for f, v in feats.dense.items() if v]
         sents = [
             (sx, [t for f in sf if counts.get(t := "t:" + f, 0) >= min_count])
-            for _, _, sx, sf in feats.by_sentence
+            for _, _, _, sx, sf in feats.by_sentence
         ]
         rows.append((x, sents, 1.0 if positive else 0.0, weight))
     w: dict[str, float] = {}

@@ -80,7 +80,7 @@ def classify(
         # The model weighs the words and the rules' scores together and has the last
         # word on rejection or not; the rules still name the other labels.
         features = reading.features()
-        learned = rules.model.probability(features)
+        learned, deciding = rules.model.score(features)
         contenders = [lb for lb in contenders if lb != "rejection"]
         vetoed = compiled.model_veto is not None and (
             compiled.model_veto.search(body) is not None
@@ -95,7 +95,7 @@ def classify(
                 learned, _confidence("rejection", scores, compiled, rules.confidence_scale)
             )
         said = learned >= low and from_user is None and (rules_say or not vetoed)
-        where_span = rules.model.evidence(features) if said else None
+        where_span = rules.model.evidence(features, deciding) if said else None
         if where_span is not None and not rules_say and _pending(where_span, reading, compiled):
             said = False  # the sentence that decided waits on something: no decision yet
         if said:

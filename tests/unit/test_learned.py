@@ -72,10 +72,13 @@ def test_negation_scope_marks_the_words_after_it() -> None:
 )
 def test_fast_words_and_features_are_those_read_with_offsets(text: str) -> None:
     # The model reads every message through sentence_words/features_of_words; evidence
-    # is found again with tokens/sentence_features: both must see the same sentences.
-    assert sentence_words(text) == words(text)
-    for fast, slow in zip(sentence_words(text), tokens(text), strict=True):
+    # is found again with sentence_tokens/sentence_features: both must see the same words
+    # (one through the single-word cache, the other through each word's parts).
+    read = sentence_words(text)
+    assert [w for _, _, w in read] == words(text)
+    for (start, end, fast), slow in zip(read, tokens(text), strict=True):
         assert sorted(features_of_words(fast)) == sorted(f for f, _, _ in sentence_features(slow))
+        assert all(start <= t.start < t.end <= end for t in slow)
 
 
 def labelled(texts: dict[str, bool]) -> list[tuple[object, bool, float]]:
