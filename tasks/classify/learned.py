@@ -48,8 +48,14 @@ _TOKEN = re.compile(f"[{_LETTER}]+(?:'[{_LETTER}]+)?|\\d+")
 # Marks that end a sentence for the rules and the model; U+037E is the Greek question mark
 # (it looks like ";").
 SENTENCE_MARKS = ".!?\u037e"
-# Sentence ends: the rules' own notion, plus ";" and ":" and line breaks between short lines.
-_BREAK = re.compile(rf"[{SENTENCE_MARKS};:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
+# Sentence ends: the rules' own notion, plus ";" and ":" and line breaks between short lines;
+# and the start of a clause that gives a reason or a contrast ("... other candidates because
+# your system design answers were thin": the reason's interview words must not weigh on the
+# decision).
+_BREAK = re.compile(
+    rf"[{SENTENCE_MARKS};:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))"
+    r"|,?\s+(?=(?:because|but|however|although|though|since|as we)\b)"
+)
 # Rejections are short; the model reads the start of long mail only (digests and threads
 # gain nothing from being read to the end, and cost time).
 _BODY_LIMIT = 3000

@@ -43,6 +43,18 @@ def test_contractions_and_light_stems_meet_their_long_forms() -> None:
     assert len(words("θα έρθετε\u037e ευχαριστούμε")) == 2
 
 
+def test_a_decision_and_its_reasons_are_read_as_separate_clauses() -> None:
+    # "... other candidates because your answers were thin": the reason's words (answers,
+    # design) are interview words and must not weigh on the decision they follow.
+    assert words("thanks, but we went with others because your answers were thin") == [
+        ["thank"],
+        ["but", "we", "went", "with", "other"],
+        ["because", "your", "answer", "were", "thin"],
+    ]
+    # Only whole words: "butter" and "ascertain" do not start a clause.
+    assert len(words("we butter bread and ascertain facts")) == 1
+
+
 def test_tokens_keep_offsets_into_the_text() -> None:
     text = "Thanks. Sadly, we can't offer you the role."
     [first, second] = tokens(text.lower())
