@@ -48,14 +48,13 @@ _TOKEN = re.compile(f"[{_LETTER}]+(?:'[{_LETTER}]+)?|\\d+")
 # Marks that end a sentence for the rules and the model; U+037E is the Greek question mark
 # (it looks like ";").
 SENTENCE_MARKS = ".!?\u037e"
-# Sentence ends: the rules' own notion, plus ";" and ":" and line breaks between short lines;
-# and the start of a clause that gives a reason or a contrast ("... other candidates because
-# your system design answers were thin": the reason's interview words must not weigh on the
-# decision).
-_BREAK = re.compile(
-    rf"[{SENTENCE_MARKS};:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))"
-    r"|,?\s+(?=(?:because|but|however|although|though|since|as we)\b)"
-)
+# Sentence ends: the rules' own notion, plus ";" and ":" and line breaks between short lines.
+_BREAK = re.compile(rf"[{SENTENCE_MARKS};:]+(?=\s|$)|\n\s*\n|\n(?=\s*(?:[-*•>]|\d+[.)]))")
+# A clause that gives a reason or a contrast starts a sentence of its own ("... other
+# candidates because your system design answers were thin": the reason's interview words
+# must not weigh on the decision). Found by its word alone, which the regex engine scans
+# for fast; that a space comes before it is checked after.
+_CLAUSE = re.compile(r"(?:because|but|however|although|though|since|as we)\b")
 # Rejections are short; the model reads the start of long mail only (digests and threads
 # gain nothing from being read to the end, and cost time).
 _BODY_LIMIT = 3000
@@ -153,6 +152,9 @@ def sentence_words(text: str) -> list[tuple[int, int, list[str]]]:
     sentences: list[tuple[int, int, list[str]]] = []
     start = 0
     bounds = [m.end() for m in _BREAK.finditer(text)]
+    clauses = [a for m in _CLAUSE.finditer(text) if (a := m.start()) and text[a - 1].isspace()]
+    if clauses:
+        bounds = sorted(set(bounds).union(clauses))
     bounds.append(len(text))
     for end in bounds:
         if end <= start:
