@@ -82,10 +82,6 @@ def classify(
         features = reading.features()
         learned, deciding = rules.model.score(features)
         contenders = [lb for lb in contenders if lb != "rejection"]
-        vetoed = compiled.model_veto is not None and (
-            compiled.model_veto.search(body) is not None
-            or compiled.model_veto.search(subject) is not None
-        )
         rules_say = (
             scores["rejection"] >= compiled.policies.get("rejection", LabelPolicy()).min_score
         )
@@ -94,7 +90,11 @@ def classify(
             learned = max(
                 learned, _confidence("rejection", scores, compiled, rules.confidence_scale)
             )
-        said = learned >= low and from_user is None and (rules_say or not vetoed)
+        said = (
+            learned >= low
+            and from_user is None
+            and (rules_say or not _vetoed(compiled, subject, body))
+        )
         where_span = rules.model.evidence(features, deciding) if said else None
         if where_span is not None and not rules_say and _pending(where_span, reading, compiled):
             said = False  # the sentence that decided waits on something: no decision yet
@@ -157,6 +157,13 @@ def classify(
         stage=rejection_stage(subject, body, compiled) if label == "rejection" else "unknown",
         borderline=label == "rejection" and confidence < high,
     )
+
+
+def _vetoed(compiled: _Compiled, subject: str, body: str) -> bool:
+    """Whether the candidate is the one deciding (``model_veto``): only asked of mail the
+    model calls a rejection, since the search reads the whole text."""
+    veto = compiled.model_veto
+    return veto is not None and (veto.search(body) is not None or veto.search(subject) is not None)
 
 
 def _pending(span: tuple[str, int, int], reading: _Reading, compiled: _Compiled) -> bool:
