@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from onward.tasks.classify.evaluate import ORDINARY, REJECTION, LabelledMessage, iter_labelled
-from onward.tasks.classify.learned import Features, LinearModel, train
-from onward.tasks.classify.reading import features_of
+from onward.tasks.classify.learned import Features, LinearModel, learn_gate, train
+from onward.tasks.classify.reading import features_of, words_of
 from onward.tasks.classify.rules import Rules, load_rules
 
 # Ordinary mail counts for less than labelled job mail: it is plentiful and easy, and the
@@ -35,12 +35,23 @@ Example = tuple[Features, bool, str]  # features, is a rejection, source
 
 
 def read_examples(items: Iterable[LabelledMessage], rules: Rules) -> list[Example]:
-    """(features, is a rejection, source) for each item the model would read."""
+    """(features, is a rejection, source) for each item the model learns from: all
+    labelled job mail, and the ordinary mail the listed hiring words let through."""
     out: list[Example] = []
     for item in items:
-        features = features_of(item.message, rules)
+        features = features_of(item.message, rules, read_all=item.truth != ORDINARY)
         if features is not None:
             out.append((features, item.truth == REJECTION, item.source))
+    return out
+
+
+def ordinary_words(items: Iterable[LabelledMessage], rules: Rules) -> dict[str, Counter[str]]:
+    """Per ordinary source, in how many of its messages each word occurs (read by the
+    gate or not): no word of ordinary mail may open the gate."""
+    out: dict[str, Counter[str]] = {}
+    for item in items:
+        if item.truth == ORDINARY:
+            out.setdefault(item.source, Counter()).update(words_of(item.message, rules))
     return out
 
 
@@ -66,8 +77,13 @@ def _ordinary(source: str) -> bool:
     return source.endswith(".mbox")
 
 
-def fit(rows: Sequence[Example], provenance: dict[str, Any] | None = None) -> LinearModel:
-    return train(weighted(rows), provenance=provenance)
+def fit(
+    rows: Sequence[Example],
+    ordinary: Mapping[str, int],
+    provenance: dict[str, Any] | None = None,
+) -> LinearModel:
+    """A model of ``rows`` with its gate (``ordinary``: word counts of ordinary mail)."""
+    return learn_gate(train(weighted(rows), provenance=provenance), ordinary)
 
 
 def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> LinearModel:
@@ -75,6 +91,7 @@ def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> Linea
     rules = without_model(rules)
     items = list(iter_labelled(paths))
     rows = read_examples(items, rules)
+    ordinary = sum(ordinary_words(items, rules).values(), Counter[str]())
     counts: Counter[tuple[str, str]] = Counter()
     for item in items:
         counts[(item.source, "ordinary" if item.truth == ORDINARY else item.truth)] += 1
@@ -93,4 +110,4 @@ def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> Linea
         ],
         "examples_read": len(rows),
     }
-    return fit(rows, provenance)
+    return fit(rows, ordinary, provenance)

@@ -4,6 +4,7 @@ model shipped with onward."""
 from __future__ import annotations
 
 import json
+import mailbox
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from onward.tasks.classify.learned import (
     tokens,
     train,
 )
-from onward.tasks.classify.scoring import classify_text
+from onward.tasks.classify.reading import features_of
+from onward.tasks.classify.scoring import classify_text, message_from_text
 from onward.tasks.classify.train import train_from_files, without_model
 from onward.tasks.errors import ConfigError
 
@@ -165,6 +167,46 @@ def test_the_packaged_model_was_trained_on_development_data_only() -> None:
     # The two public evaluation sets must never be used for development.
     assert not any(Path(f).stem == "rejections" or "nlp-email" in f for f in files)
     assert model.provenance["by"].startswith("onward train")
+
+
+def test_the_gate_learns_words_that_open_mail_no_listed_word_opens(tmp_path: Path) -> None:
+    # Casual rejections in words the hiring-word list lacks, job mail that is not one,
+    # and ordinary mail that talks about the same gala.
+    rows = [
+        {
+            "id": f"r{i}",
+            "label": "rejection",
+            "body": f"We're fully staffed for gala {i} now, so no need to come in, cheers.",
+        }
+        for i in range(8)
+    ] + [
+        {
+            "id": f"n{i}",
+            "label": "not_rejection",
+            "body": f"Thanks for applying to role {i}. "
+            "We would like to invite you to an interview.",
+        }
+        for i in range(8)
+    ]
+    data = tmp_path / "casual.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    box = mailbox.mbox(tmp_path / "ordinary.mbox")
+    for i in range(4):
+        box.add(f"From: a@b.example\nSubject: gala {i}\n\nThe gala dinner is on Friday.\n")
+    box.flush()
+    rules = without_model(load_rules())
+    model = train_from_files([data, tmp_path / "ordinary.mbox"], rules)
+    with_gate = replace(rules, model=model)
+
+    staffed = message_from_text("The gala", None, "We're fully staffed, thanks anyway.")
+    gala = message_from_text("The gala", None, "See you at the gala, bring a coat.")
+    # The listed hiring words read neither; the learned words read the one that says no,
+    # but not the one whose words ordinary mail uses too.
+    assert features_of(staffed, rules) is None
+    assert features_of(staffed, with_gate) is not None
+    assert features_of(gala, with_gate) is None
+    assert "gala" not in model.gate
+    assert LinearModel.from_json(model.to_json(), "test").gate == model.gate
 
 
 def test_training_is_deterministic(tmp_path: Path) -> None:
