@@ -1,8 +1,10 @@
 """Train the learned half of rejection detection from labelled mail (``onward train``).
 
 Labelled JSONL rows are the examples (ambiguous rows left out); .mbox files are ordinary
-mail, all of it "not a rejection". Only mail with a job word is read by the model, so only
-such mail trains it. Each side carries the same total weight, so a corpus with more
+mail, all of it "not a rejection". Every labelled row trains the model; ordinary mail
+trains it when a listed hiring word lets it through, as only such mail is read. The
+model's gate (``learn_gate``) is then the words it weighs towards a rejection that no
+ordinary mail contains. Each side carries the same total weight, so a corpus with more
 ordinary mail than rejections does not teach the model that rejections are rare.
 """
 
