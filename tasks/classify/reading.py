@@ -231,6 +231,17 @@ def _cancels(cc: _CompiledCancel, text: str, s_start: int, s_end: int, at: int) 
     return cc.regex.search(text, s_start, s_end) is not None
 
 
+def _opening_and_close(text: str, rules: Rules) -> str:
+    """``text`` with all but its first ``head_chars`` and last ``tail_chars`` blanked
+    (spaces between two paragraph breaks, so offsets stay offsets into ``text``): long
+    mail says its decision where it opens or where it closes."""
+    head, tail = rules.head_chars, rules.tail_chars
+    if not head or len(text) <= head + tail + 4:
+        return text
+    gap = len(text) - head - tail
+    return f"{text[:head]}\n\n{' ' * (gap - 4)}\n\n{text[len(text) - tail :]}"
+
+
 def _normalise(text: str) -> str:
     if text.isascii():
         return text
@@ -275,7 +286,7 @@ def _read(message: Message, rules: Rules, *, read_all: bool = False) -> _Reading
     message)."""
     compiled = rules._compiled
     raw_subject = message.subject or ""
-    raw_body = _text_to_read(message)[: rules.max_chars]
+    raw_body = _opening_and_close(_text_to_read(message)[: rules.max_chars], rules)
     subject, body = _normalise(raw_subject), _normalise(raw_body)
 
     lowered_subject, lowered_body = subject.lower(), body.lower()

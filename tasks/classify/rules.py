@@ -44,6 +44,10 @@ class Rules:
     no_reply_pattern: str = r"^(?:.*no[-_.]?reply.*)$"
     freemail_domains: frozenset[str] = frozenset()
     max_chars: int = 20000
+    # Of those, when there are more, only the first head_chars and the last tail_chars
+    # (0: all of them).
+    head_chars: int = 0
+    tail_chars: int = 0
     confidence_scale: float = 1.5
     job_words: frozenset[str] = frozenset()
     # Words that make short mail worth reading though it names no job ("not gonna work
@@ -395,6 +399,8 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         no_reply_pattern=settings.get("no_reply_pattern", Rules.no_reply_pattern),
         freemail_domains=frozenset(d.lower() for d in settings.get("freemail_domains", ())),
         max_chars=int(settings.get("max_chars", 20000)),
+        head_chars=int(settings.get("head_chars", 0)),
+        tail_chars=int(settings.get("tail_chars", 0)),
         confidence_scale=float(settings.get("confidence_scale", 1.5)),
         job_words=frozenset(w.lower() for w in settings.get("job_words", ())),
         short_mail_words=frozenset(w.lower() for w in settings.get("short_mail_words", ())),

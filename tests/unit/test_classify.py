@@ -48,6 +48,22 @@ def test_fixture_gets_the_label_in_its_name(name: str) -> None:
     assert verdict.label == expected, [r.to_dict() for r in verdict.reasons]
 
 
+def test_long_mail_is_read_where_it_opens_and_where_it_closes() -> None:
+    rules = load_rules()
+    filler = "Our data team shipped a new platform and opened an office in Lisbon. " * 100
+    decision = "We regret that we will not be moving forward with your application."
+    assert rules.head_chars + rules.tail_chars < len(filler) < rules.max_chars
+    for body in (f"{decision} {filler}", f"{filler} {decision}"):
+        verdict = classify_text("Your application", None, body, rules=rules)
+        assert verdict.label == "rejection"
+        # Offsets are into the mail as written, though its middle was not read.
+        fields = {"subject": "Your application", "body": body}
+        assert all(fields[r.where][r.start : r.end] == r.phrase for r in verdict.reasons)
+    # Between the two, in mail this long, is not read: that keeps long mail cheap.
+    middle = f"{filler[:4500]} {decision} {filler[:3000]}"
+    assert classify_text("Your application", None, middle, rules=rules).label != "rejection"
+
+
 def test_every_label_has_a_fixture() -> None:
     assert {n.split("__")[0] for n in fixture_names()} == set(LABELS)
 
