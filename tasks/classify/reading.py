@@ -273,6 +273,9 @@ class _Reading:
     reasons: list[Reason]
     scores: dict[str, float]
     is_reply: bool
+    # Read only because of a word the model learnt (no listed hiring word): the mail may
+    # not be job mail at all.
+    learned_gate_only: bool = False
 
     def features(self) -> Features:
         return extract(
@@ -299,8 +302,9 @@ def _read(message: Message, rules: Rules, *, read_all: bool = False) -> _Reading
             len(lowered_body) <= rules.short_mail_chars
             and compiled.short_mail_words.search(both) is not None
         )
+    learned_gate_only = False
     if not job_mail and rules.model is not None:
-        job_mail = rules.model.reads(lowered_subject, lowered_body)
+        job_mail = learned_gate_only = rules.model.reads(lowered_subject, lowered_body)
     job_mail = job_mail or read_all
     reasons: list[Reason] = []
     if job_mail:
@@ -358,6 +362,7 @@ def _read(message: Message, rules: Rules, *, read_all: bool = False) -> _Reading
         reasons,
         scores,
         is_reply,
+        learned_gate_only,
     )
 
 

@@ -45,7 +45,8 @@ def classify(
 
     ``review_band`` is (low, high): a rejection with confidence below ``low`` is not called
     one, one in [low, high) is ``borderline`` (for a person to confirm), one at or above
-    ``high`` is certain.
+    ``high`` is certain. Mail that only a word the model learnt let through the gate (no
+    listed hiring word) is a rejection only at or above ``high``.
     """
     rules = rules if rules is not None else load_rules()
     compiled = rules._compiled
@@ -75,6 +76,11 @@ def classify(
     }
     contenders = [lb for lb in eligible if lb not in beaten] or eligible
     low, high = review_band
+    if reading.learned_gate_only:
+        # Mail that names no job (everyday mail in a language the hiring words miss, say)
+        # is only called a rejection when the model is sure: a word it learnt opened the
+        # mail, not the mail's subject.
+        low = high
     learned: float | None = None
     if rules.model is not None and job_mail:
         # The model weighs the words and the rules' scores together and has the last

@@ -208,6 +208,16 @@ def test_the_gate_learns_words_that_open_mail_no_listed_word_opens(tmp_path: Pat
     assert "gala" not in model.gate
     assert LinearModel.from_json(model.to_json(), "test").gate == model.gate
 
+    # Mail only a learnt word let through is a rejection only when the model is sure (at
+    # the review band's upper edge); naming the job, the same words may wait for review.
+    def said(subject: str, band: tuple[float, float]) -> bool:
+        body = "We're fully staffed, thanks anyway."
+        return classify_text(subject, None, body, rules=with_gate, review_band=band).is_rejection
+
+    assert said("The gala", (0.05, 0.05))
+    assert not said("The gala", (0.05, 1.0))
+    assert said("The gala role", (0.05, 1.0))
+
 
 def test_training_is_deterministic(tmp_path: Path) -> None:
     rows = [
