@@ -276,7 +276,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _usage(str(exc))
     args.out.write_text(model.to_json(), encoding="utf-8")
     read = model.provenance.get("examples_read")
-    print(f"{args.out}: {len(model.weights)} weights from {read} messages with a job word")
+    print(
+        f"{args.out}: {len(model.weights)} weights from {read} messages read, "
+        f"{len(model.gate)} words that open the gate"
+    )
     return EXIT_OK
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from onward.tasks.classify.evaluate import (
     format_miss,
     iter_labelled,
 )
+from onward.tasks.classify.learned import WordCounts
 from onward.tasks.classify.rules import Rules, load_rules
 from onward.tasks.classify.scoring import classify
 from onward.tasks.classify.verdict import REVIEW_BAND, LabelPolicy
@@ -156,13 +156,13 @@ def _learned_folds(
     band: tuple[float, float],
     jobs: int = 1,
 ) -> list[Fold]:
-    from onward.tasks.classify.train import ordinary_words, read_examples, without_model
+    from onward.tasks.classify.train import read_examples, without_model, word_counts
 
     base = without_model(rules)
     items = list(iter_labelled(paths))
     rows = read_examples(items, base)
     sources = sorted({i.source for i in items}, key=lambda s: (s.endswith(".mbox"), s))
-    work = _FoldWork(items, rows, ordinary_words(items, base), base, mine, band)
+    work = _FoldWork(items, rows, word_counts(items, base), base, mine, band)
     if jobs <= 1 or not sys.platform.startswith("linux"):
         return [work.fold(source) for source in sources]
     # Forked workers share the extracted features (copy-on-write) instead of each
@@ -181,8 +181,8 @@ def _learned_folds(
 class _FoldWork:
     items: list[LabelledMessage]
     rows: list[Example]
-    # Per ordinary source, its word counts: the held-out one's must not shape the gate.
-    ordinary: dict[str, Counter[str]]
+    # Per source, its word counts: the held-out one's must not shape the gate.
+    counts: dict[str, WordCounts]
     base: Rules
     mine: tuple[str, ...]
     band: tuple[float, float]
@@ -190,7 +190,7 @@ class _FoldWork:
     def fold(self, source: str) -> Fold:
         from onward.tasks.classify.train import fit
 
-        words = sum((c for s, c in self.ordinary.items() if s != source), Counter[str]())
+        words = sum((c for s, c in self.counts.items() if s != source), WordCounts())
         model = fit([r for r in self.rows if r[2] != source], words)
         fold_rules = replace(self.base, model=model)
         held = [i for i in self.items if i.source == source]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -59,11 +60,15 @@ _CLAUSE = re.compile(r"(?:because|but|however|although|though|since|as we)\b")
 # gain nothing from being read to the end, and cost time).
 _BODY_LIMIT = 3000
 QUOTE_WORDS = 30
-# The gate's learned half: a word the model weighs at least this much towards a rejection
-# within a sentence, and which no ordinary mail it was trained on contains, makes mail
+# The gate's learned half: a word the model weighs at least GATE_WEIGHT towards a
+# rejection within a sentence, found in at least GATE_RATIO times as many labelled
+# rejections as other labelled mail and in no ordinary mail it was trained on, makes mail
 # worth reading even when no listed hiring word is in it ("fully staffed", a language the
 # list lacks). Learnt from the training data, so leave-one-source-out measures it too.
+# Words shorter than GATE_MIN_LENGTH ("и", "og", "tu") are in most mail of a language.
 GATE_WEIGHT = 0.5
+GATE_RATIO = 2
+GATE_MIN_LENGTH = 3
 
 
 _STEM_SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
@@ -290,6 +295,7 @@ class LinearModel:
         hits, misses = self._gate_raw
         if not raw.isdisjoint(hits):
             return True
+        _bound_caches()
         if len(hits) + len(misses) > _CACHE_LIMIT:
             hits.clear()
             misses.clear()
@@ -466,14 +472,35 @@ def train(
     return LinearModel(kept, bias, dict(provenance or {}))
 
 
-def learn_gate(model: LinearModel, ordinary: Mapping[str, int]) -> LinearModel:
-    """``model`` with its gate: the single words it weighs at least ``GATE_WEIGHT`` towards
-    a rejection within a sentence that occur in none of the ordinary mail it was trained
-    on (``ordinary``: how many ordinary messages contain each word, read or not)."""
+@dataclass
+class WordCounts:
+    """In how many messages of each kind each word occurs, read by the gate or not."""
+
+    rejections: Counter[str] = field(default_factory=Counter)
+    others: Counter[str] = field(default_factory=Counter)  # labelled, not rejections
+    ordinary: Counter[str] = field(default_factory=Counter)
+
+    def __add__(self, other: WordCounts) -> WordCounts:
+        return WordCounts(
+            self.rejections + other.rejections,
+            self.others + other.others,
+            self.ordinary + other.ordinary,
+        )
+
+
+def learn_gate(model: LinearModel, counts: WordCounts) -> LinearModel:
+    """``model`` with its gate (see GATE_WEIGHT): the single words it weighs towards a
+    rejection within a sentence that rejections use far more than other mail."""
+    rejections, others, ordinary = counts.rejections, counts.others, counts.ordinary
     gate = frozenset(
         f
         for f, v in model._sentence.items()
-        if v >= GATE_WEIGHT and " " not in f and f[0] != "~" and f != "0" and not ordinary.get(f)
+        if v >= GATE_WEIGHT
+        and len(f) >= GATE_MIN_LENGTH
+        and " " not in f
+        and f[0] != "~"
+        and not ordinary.get(f)
+        and rejections[f] >= GATE_RATIO * others[f]
     )
     return replace(model, gate=gate)
 

@@ -231,6 +231,10 @@ def _cancels(cc: _CompiledCancel, text: str, s_start: int, s_end: int, at: int) 
     return cc.regex.search(text, s_start, s_end) is not None
 
 
+def _body_to_read(message: Message, rules: Rules) -> str:
+    return _opening_and_close(_text_to_read(message)[: rules.max_chars], rules)
+
+
 def _opening_and_close(text: str, rules: Rules) -> str:
     """``text`` with all but its first ``head_chars`` and last ``tail_chars`` blanked
     (spaces between two paragraph breaks, so offsets stay offsets into ``text``): long
@@ -289,7 +293,7 @@ def _read(message: Message, rules: Rules, *, read_all: bool = False) -> _Reading
     message)."""
     compiled = rules._compiled
     raw_subject = message.subject or ""
-    raw_body = _opening_and_close(_text_to_read(message)[: rules.max_chars], rules)
+    raw_body = _body_to_read(message, rules)
     subject, body = _normalise(raw_subject), _normalise(raw_body)
 
     lowered_subject, lowered_body = subject.lower(), body.lower()
@@ -377,5 +381,5 @@ def words_of(message: Message, rules: Rules) -> set[str]:
     """The normalised words of ``message`` as far as the model reads it, read or not by
     the gate: what the gate learns from ordinary mail."""
     subject = _normalise(message.subject or "").lower()
-    body = _normalise(_text_to_read(message)[: rules.max_chars]).lower()
+    body = _normalise(_body_to_read(message, rules)).lower()
     return message_words(subject, body)

@@ -399,8 +399,8 @@ def _rules_from_data(data: Mapping[str, Any]) -> Rules:
         no_reply_pattern=settings.get("no_reply_pattern", Rules.no_reply_pattern),
         freemail_domains=frozenset(d.lower() for d in settings.get("freemail_domains", ())),
         max_chars=int(settings.get("max_chars", 20000)),
-        head_chars=int(settings.get("head_chars", 0)),
-        tail_chars=int(settings.get("tail_chars", 0)),
+        head_chars=_non_negative(settings, "head_chars"),
+        tail_chars=_non_negative(settings, "tail_chars"),
         confidence_scale=float(settings.get("confidence_scale", 1.5)),
         job_words=frozenset(w.lower() for w in settings.get("job_words", ())),
         short_mail_words=frozenset(w.lower() for w in settings.get("short_mail_words", ())),
@@ -429,3 +429,13 @@ _STAGE_ORDER = ("final", "interview", "screen", "applied")
 # --------------------------------------------------------------------------------------
 # Classification
 # --------------------------------------------------------------------------------------
+
+
+def _non_negative(settings: Mapping[str, Any], key: str) -> int:
+    value = settings.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(
+            f"classifier settings: {key} must be a whole number of characters, 0 or more "
+            f"(got {value!r})"
+        )
+    return value

@@ -78,8 +78,9 @@ def classify(
     low, high = review_band
     if reading.learned_gate_only:
         # Mail that names no job (everyday mail in a language the hiring words miss, say)
-        # is only called a rejection when the model is sure: a word it learnt opened the
-        # mail, not the mail's subject.
+        # was opened by a word the model learnt, not by its subject: it is a rejection
+        # when the model is sure, and otherwise ordinary mail, whatever rules it matched.
+        contenders = [lb for lb in contenders if lb == "rejection"]
         low = high
     learned: float | None = None
     if rules.model is not None and job_mail:

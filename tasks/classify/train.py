@@ -3,23 +3,24 @@
 Labelled JSONL rows are the examples (ambiguous rows left out); .mbox files are ordinary
 mail, all of it "not a rejection". Every labelled row trains the model; ordinary mail
 trains it when a listed hiring word lets it through, as only such mail is read. The
-model's gate (``learn_gate``) is then the words it weighs towards a rejection that no
-ordinary mail contains. Each side carries the same total weight, so a corpus with more
-ordinary mail than rejections does not teach the model that rejections are rare.
+model's gate (``learn_gate``) is then the words it weighs towards a rejection that
+rejections use far more than other mail. Each side carries the same total weight, so a
+corpus with more ordinary mail than rejections does not teach the model that rejections
+are rare.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from onward.tasks.classify.evaluate import ORDINARY, REJECTION, LabelledMessage, iter_labelled
-from onward.tasks.classify.learned import Features, LinearModel, learn_gate, train
+from onward.tasks.classify.learned import Features, LinearModel, WordCounts, learn_gate, train
 from onward.tasks.classify.reading import features_of, words_of
 from onward.tasks.classify.rules import Rules, load_rules
 
@@ -47,13 +48,20 @@ def read_examples(items: Iterable[LabelledMessage], rules: Rules) -> list[Exampl
     return out
 
 
-def ordinary_words(items: Iterable[LabelledMessage], rules: Rules) -> dict[str, Counter[str]]:
-    """Per ordinary source, in how many of its messages each word occurs (read by the
-    gate or not): no word of ordinary mail may open the gate."""
-    out: dict[str, Counter[str]] = {}
+def word_counts(items: Iterable[LabelledMessage], rules: Rules) -> dict[str, WordCounts]:
+    """Per source, in how many rejections, other labelled mail and ordinary mail each word
+    occurs (read by the gate or not): what the gate is learnt from."""
+    out: dict[str, WordCounts] = {}
     for item in items:
-        if item.truth == ORDINARY:
-            out.setdefault(item.source, Counter()).update(words_of(item.message, rules))
+        counts = out.setdefault(item.source, WordCounts())
+        kind = (
+            counts.ordinary
+            if item.truth == ORDINARY
+            else counts.rejections
+            if item.truth == REJECTION
+            else counts.others
+        )
+        kind.update(words_of(item.message, rules))
     return out
 
 
@@ -80,12 +88,10 @@ def _ordinary(source: str) -> bool:
 
 
 def fit(
-    rows: Sequence[Example],
-    ordinary: Mapping[str, int],
-    provenance: dict[str, Any] | None = None,
+    rows: Sequence[Example], counts: WordCounts, provenance: dict[str, Any] | None = None
 ) -> LinearModel:
-    """A model of ``rows`` with its gate (``ordinary``: word counts of ordinary mail)."""
-    return learn_gate(train(weighted(rows), provenance=provenance), ordinary)
+    """A model of ``rows`` with its gate, learnt from ``counts``."""
+    return learn_gate(train(weighted(rows), provenance=provenance), counts)
 
 
 def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> LinearModel:
@@ -93,7 +99,7 @@ def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> Linea
     rules = without_model(rules)
     items = list(iter_labelled(paths))
     rows = read_examples(items, rules)
-    ordinary = sum(ordinary_words(items, rules).values(), Counter[str]())
+    words = sum(word_counts(items, rules).values(), WordCounts())
     counts: Counter[tuple[str, str]] = Counter()
     for item in items:
         counts[(item.source, "ordinary" if item.truth == ORDINARY else item.truth)] += 1
@@ -112,4 +118,4 @@ def train_from_files(paths: Sequence[Path], rules: Rules | None = None) -> Linea
         ],
         "examples_read": len(rows),
     }
-    return fit(rows, ordinary, provenance)
+    return fit(rows, words, provenance)

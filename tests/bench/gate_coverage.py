@@ -2,12 +2,16 @@
 
     ./run python tests/bench/gate_coverage.py [--rules PATH] [--show N] FILE [FILE ...]
 
-Mail with none of ``[settings] job_words`` (and, when short, none of ``short_mail_words``)
-is "other" without a rule or the model looking at it. That keeps a whole inbox cheap, and
-it is also where a rejection can be lost for good: no score can rescue mail that is never
-read. For each labelled .jsonl file this prints how many rejections the gate never reads;
-for each .mbox file (ordinary mail), how many messages it reads. ``--show N`` prints the
-first N unread rejections' subjects and openings, to see what wording the gate lacks.
+Mail with none of ``[settings] job_words`` (and, when short, none of ``short_mail_words``),
+and none of the words the model learnt open the gate, is "other" without a rule or the
+model looking at it. That keeps a whole inbox cheap, and it is also where a rejection can
+be lost for good: no score can rescue mail that is never read. For each labelled .jsonl
+file this prints how many rejections the gate never reads; for each .mbox file (ordinary
+mail), how many messages it reads; and how many of either only a learnt word opened.
+The model's learnt words exclude every word of the ordinary mail it was trained on, so
+on that mail they open nothing: score mail the model was not trained on to see what
+they cost. ``--show N`` prints the first N unread rejections' subjects and openings, to
+see what wording the gate lacks.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ def main() -> None:
     total: Counter[str] = Counter()
     # per file: rejections the gate never reads, or ordinary messages it reads
     gated: Counter[str] = Counter()
+    learnt_only: Counter[str] = Counter()
     shown = 0
     for item in iter_labelled(args.files):
         if item.truth not in (REJECTION, ORDINARY):
             continue
-        is_read = _read(item.message, rules).job_mail
+        reading = _read(item.message, rules)
+        is_read = reading.job_mail
+        learnt_only[item.source] += reading.learned_gate_only
         total[item.source] += 1
         if item.truth == REJECTION and not is_read:
             gated[item.source] += 1
@@ -52,7 +59,10 @@ def main() -> None:
     ordinary = sum(n for s, n in total.items() if s.endswith(".mbox"))
     for source in sorted(total):
         what = "ordinary mail read" if source.endswith(".mbox") else "rejections never read"
-        print(f"{source:<42} {what}: {gated[source]} of {total[source]}")
+        print(
+            f"{source:<42} {what}: {gated[source]} of {total[source]} "
+            f"(opened by a learnt word only: {learnt_only[source]})"
+        )
     never = sum(n for s, n in gated.items() if not s.endswith(".mbox"))
     ordinary_read = sum(n for s, n in gated.items() if s.endswith(".mbox"))
     print(

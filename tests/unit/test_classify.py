@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -250,6 +251,7 @@ weight = 4.0
         ("[weights]\n'no.such.rule' = 1.0\n", "unknown rule"),
         ("[typo]\n", "unknown section"),
         ("this is = not toml [", "not valid TOML"),
+        ("[settings]\nhead_chars = -1\n", "head_chars must be a whole number"),
     ],
 )
 def test_bad_user_rules_say_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
@@ -268,21 +270,7 @@ def test_word_prefilter_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch)
     # regexes always run, on every fixture.
     fast = without_model(load_rules())  # the rules' own prefilter; the model reads job mail
     monkeypatch.setattr(rules_module, "_word_hints", lambda pattern: ())
-    slow = rules_module.Rules(
-        rules=fast.rules,
-        cancels=fast.cancels,
-        header_rules=fast.header_rules,
-        labels=fast.labels,
-        ats_domains=fast.ats_domains,
-        no_reply_pattern=fast.no_reply_pattern,
-        freemail_domains=fast.freemail_domains,
-        max_chars=fast.max_chars,
-        confidence_scale=fast.confidence_scale,
-        job_words=frozenset(),
-        stages=fast.stages,
-        stage_not_reached=fast.stage_not_reached,
-        model_veto=fast.model_veto,
-    )
+    slow = replace(fast, job_words=frozenset())  # compiled again, without hints
     for name in fixture_names():
         message = load(name)
         assert classify(message, rules=fast) == classify(message, rules=slow), name
@@ -482,9 +470,10 @@ def test_feedback_reply_that_restates_the_rejection_is_feedback() -> None:
     ],
 )
 def test_which_mail_is_read_at_all(subject: str | None, body: str, read: bool) -> None:
-    """Mail naming no job is never read (an inbox stays cheap), except short mail that
-    says a decision or names the work, and hiring mail in other languages."""
+    """Mail naming no job is not read by the listed words (an inbox stays cheap), except
+    short mail that says a decision or names the work, and hiring mail in other languages;
+    the model's learnt gate words are left out here (see test_learned)."""
     from onward.tasks.classify.reading import features_of
 
     message = message_from_text(subject, "Kim <kim@firm.example>", body)
-    assert (features_of(message, load_rules(None)) is not None) is read
+    assert (features_of(message, without_model(load_rules(None))) is not None) is read

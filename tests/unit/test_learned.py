@@ -193,7 +193,7 @@ def test_the_gate_learns_words_that_open_mail_no_listed_word_opens(tmp_path: Pat
     box = mailbox.mbox(tmp_path / "ordinary.mbox")
     for i in range(4):
         box.add(f"From: a@b.example\nSubject: gala {i}\n\nThe gala dinner is on Friday.\n")
-    box.flush()
+    box.close()
     rules = without_model(load_rules())
     model = train_from_files([data, tmp_path / "ordinary.mbox"], rules)
     with_gate = replace(rules, model=model)
