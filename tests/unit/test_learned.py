@@ -34,6 +34,17 @@ def words(text: str) -> list[list[str]]:
     return [[t.word for t in sentence] for sentence in tokens(text)]
 
 
+def labelled_file(path: Path, rejection: str, other: str, n: int) -> Path:
+    """``path`` with n rejections and n other mails, each ``{i}`` numbered apart."""
+    rows = [
+        {"id": f"{label[0]}{i}", "label": label, "body": body.format(i=i)}
+        for label, body in (("rejection", rejection), ("not_rejection", other))
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def test_contractions_and_light_stems_meet_their_long_forms() -> None:
     assert words("we won't be proceeding.") == [["we", "will", "not", "be", "proceed"]]
     assert words("we will not be proceeding") == words("we won't be proceeding")
@@ -172,24 +183,12 @@ def test_the_packaged_model_was_trained_on_development_data_only() -> None:
 def test_the_gate_learns_words_that_open_mail_no_listed_word_opens(tmp_path: Path) -> None:
     # Casual rejections in words the hiring-word list lacks, job mail that is not one,
     # and ordinary mail that talks about the same gala.
-    rows = [
-        {
-            "id": f"r{i}",
-            "label": "rejection",
-            "body": f"We're fully staffed for gala {i} now, so no need to come in, cheers.",
-        }
-        for i in range(8)
-    ] + [
-        {
-            "id": f"n{i}",
-            "label": "not_rejection",
-            "body": f"Thanks for applying to role {i}. "
-            "We would like to invite you to an interview.",
-        }
-        for i in range(8)
-    ]
-    data = tmp_path / "casual.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = labelled_file(
+        tmp_path / "casual.jsonl",
+        "We're fully staffed for gala {i} now, so no need to come in, cheers.",
+        "Thanks for applying to role {i}. We would like to invite you to an interview.",
+        8,
+    )
     box = mailbox.mbox(tmp_path / "ordinary.mbox")
     for i in range(4):
         box.add(f"From: a@b.example\nSubject: gala {i}\n\nThe gala dinner is on Friday.\n")
@@ -220,25 +219,14 @@ def test_the_gate_learns_words_that_open_mail_no_listed_word_opens(tmp_path: Pat
 
 
 def test_training_is_deterministic(tmp_path: Path) -> None:
-    rows = [
-        {
-            "id": f"r{i}",
-            "label": "rejection",
-            "body": f"Thanks for applying to role {i}. "
-            "We regret that we will not move forward with your application.",
-        }
-        for i in range(6)
-    ] + [
-        {
-            "id": f"n{i}",
-            "label": "not_rejection",
-            "body": f"Thanks for applying to role {i}. "
-            "We would like to invite you to an interview for the position.",
-        }
-        for i in range(6)
-    ]
-    data = tmp_path / "tiny.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = labelled_file(
+        tmp_path / "tiny.jsonl",
+        "Thanks for applying to role {i}. "
+        "We regret that we will not move forward with your application.",
+        "Thanks for applying to role {i}. "
+        "We would like to invite you to an interview for the position.",
+        6,
+    )
     rules = replace(load_rules(), model=None)
     first, second = train_from_files([data], rules), train_from_files([data], rules)
     assert first.weights == second.weights
