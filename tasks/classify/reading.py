@@ -379,7 +379,7 @@ def features_of(message: Message, rules: Rules, *, read_all: bool = False) -> Fe
 
 def words_of(message: Message, rules: Rules) -> set[str]:
     """The normalised words of ``message`` as far as the model reads it, read or not by
-    the gate: what the gate learns from ordinary mail."""
+    the gate: what the gate's words are counted in."""
     subject = _normalise(message.subject or "").lower()
     body = _normalise(_body_to_read(message, rules)).lower()
     return message_words(subject, body)
