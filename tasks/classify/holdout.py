@@ -18,7 +18,7 @@ import multiprocessing
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,13 +31,12 @@ from onward.tasks.classify.evaluate import (
     format_miss,
     iter_labelled,
 )
-from onward.tasks.classify.learned import WordCounts
 from onward.tasks.classify.rules import Rules, load_rules
 from onward.tasks.classify.scoring import classify
 from onward.tasks.classify.verdict import REVIEW_BAND, LabelPolicy
 
 if TYPE_CHECKING:
-    from onward.tasks.classify.train import Example
+    from onward.tasks.classify.train import Example, WordCounts
 
 MIN_PRECISION = 0.98
 BARS: tuple[float, ...] = tuple(x / 4 for x in range(8, 21))  # 2.0 .. 5.0
@@ -183,6 +182,14 @@ class _FoldWork:
     rows: list[Example]
     # Per source, its word counts: the held-out one's must not shape the gate.
     counts: dict[str, WordCounts]
+    total: WordCounts = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Summed once; each fold takes its held-out source's counts away.
+        from onward.tasks.classify.train import WordCounts
+
+        object.__setattr__(self, "total", sum(self.counts.values(), WordCounts()))
+
     base: Rules
     mine: tuple[str, ...]
     band: tuple[float, float]
@@ -190,7 +197,7 @@ class _FoldWork:
     def fold(self, source: str) -> Fold:
         from onward.tasks.classify.train import fit
 
-        words = sum((c for s, c in self.counts.items() if s != source), WordCounts())
+        words = self.total - self.counts[source] if source in self.counts else self.total
         model = fit([r for r in self.rows if r[2] != source], words)
         fold_rules = replace(self.base, model=model)
         held = [i for i in self.items if i.source == source]

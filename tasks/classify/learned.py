@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise, repeat
 from pathlib import Path
@@ -60,15 +59,6 @@ _CLAUSE = re.compile(r"(?:because|but|however|although|though|since|as we)\b")
 # gain nothing from being read to the end, and cost time).
 _BODY_LIMIT = 3000
 QUOTE_WORDS = 30
-# The gate's learned half: a word the model weighs at least GATE_WEIGHT towards a
-# rejection within a sentence, found in at least GATE_RATIO times as many labelled
-# rejections as other labelled mail and in no ordinary mail it was trained on, makes mail
-# worth reading even when no listed hiring word is in it ("fully staffed", a language the
-# list lacks). Learnt from the training data, so leave-one-source-out measures it too.
-# Words shorter than GATE_MIN_LENGTH ("и", "og", "tu") are in most mail of a language.
-GATE_WEIGHT = 0.5
-GATE_RATIO = 2
-GATE_MIN_LENGTH = 3
 
 
 _STEM_SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
@@ -273,7 +263,7 @@ class LinearModel:
     weights: Mapping[str, float]
     bias: float
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    # Words that make mail worth reading on their own (see GATE_WEIGHT, ``learn_gate``).
+    # Words that make mail worth reading on their own (see ``train.learn_gate``).
     gate: frozenset[str] = frozenset()
     _sentence: dict[str, float] = field(init=False, repr=False, compare=False)
     # Raw words known to normalise to a gate word, and known not to.
@@ -472,42 +462,9 @@ def train(
     return LinearModel(kept, bias, dict(provenance or {}))
 
 
-@dataclass
-class WordCounts:
-    """In how many messages of each kind each word occurs, read by the gate or not."""
-
-    rejections: Counter[str] = field(default_factory=Counter)
-    others: Counter[str] = field(default_factory=Counter)  # labelled, not rejections
-    ordinary: Counter[str] = field(default_factory=Counter)
-
-    def __add__(self, other: WordCounts) -> WordCounts:
-        return WordCounts(
-            self.rejections + other.rejections,
-            self.others + other.others,
-            self.ordinary + other.ordinary,
-        )
-
-
-def learn_gate(model: LinearModel, counts: WordCounts) -> LinearModel:
-    """``model`` with its gate (see GATE_WEIGHT): the single words it weighs towards a
-    rejection within a sentence that rejections use far more than other mail."""
-    rejections, others, ordinary = counts.rejections, counts.others, counts.ordinary
-    gate = frozenset(
-        f
-        for f, v in model._sentence.items()
-        if v >= GATE_WEIGHT
-        and len(f) >= GATE_MIN_LENGTH
-        and " " not in f
-        and f[0] != "~"
-        and not ordinary.get(f)
-        and rejections[f] >= GATE_RATIO * others[f]
-    )
-    return replace(model, gate=gate)
-
-
 def message_words(subject: str, body: str) -> set[str]:
     """The normalised words of lower-cased ``subject`` and ``body``, as far as the model
-    reads: what ``learn_gate`` counts in ordinary mail."""
+    reads: what ``train.WordCounts`` counts."""
     return {
         w
         for text in (subject, body[:_BODY_LIMIT])
