@@ -182,6 +182,9 @@ class _FoldWork:
     rows: list[Example]
     # Per source, its word counts: the held-out one's must not shape the gate.
     counts: dict[str, WordCounts]
+    base: Rules
+    mine: tuple[str, ...]
+    band: tuple[float, float]
     total: WordCounts = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,14 +193,10 @@ class _FoldWork:
 
         object.__setattr__(self, "total", sum(self.counts.values(), WordCounts()))
 
-    base: Rules
-    mine: tuple[str, ...]
-    band: tuple[float, float]
-
     def fold(self, source: str) -> Fold:
         from onward.tasks.classify.train import fit
 
-        words = self.total - self.counts[source] if source in self.counts else self.total
+        words = self.total - self.counts[source]
         model = fit([r for r in self.rows if r[2] != source], words)
         fold_rules = replace(self.base, model=model)
         held = [i for i in self.items if i.source == source]
